@@ -1,0 +1,75 @@
+"""The ``hetred`` command: one subcommand per stage of the process.
+
+Every failure exits non-zero with one line ``hetred: error: ...`` (``-v`` adds the traceback
+for unexpected errors).
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+import traceback
+
+import click
+
+from hetred._version import __version__
+from hetred.config import load_config
+from hetred.errors import HetredError
+
+#: subcommand modules, in the order of the process; each defines ``command``
+SUBCOMMANDS = ("tarlist",)
+
+EXAMPLES = """
+\b
+Examples:
+  hetred demo                                  # simulate a small night and reduce it
+  hetred tarlist 202008                        # lists of the month's raw files
+  hetred --raw /work/03946/hetdex/maverick --red /scratch/hetred tarlist 202008
+  HETRED_RED=/scratch/hetred hetred tarlist 201701 --from-list 201701tarlist
+  hetred --config hetred.toml tarlist 202008
+"""
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXAMPLES)
+@click.version_option(__version__, "--version", prog_name="hetred")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), envvar="HETRED_CONFIG",
+              help="TOML settings file ([paths] raw/red, [stages.<name>]).")
+@click.option("--raw", type=click.Path(file_okay=False), help="Raw archive root [env HETRED_RAW].")
+@click.option("--red", type=click.Path(file_okay=False), help="Reduction root [env HETRED_RED].")
+@click.option("-v", "--verbose", count=True, help="More output (-vv for tracebacks).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors and results.")
+@click.pass_context
+def cli(ctx: click.Context, config_file: str | None, raw: str | None, red: str | None,
+        verbose: int, quiet: bool) -> None:
+    """hetred: reduce HETDEX / VIRUS data, one subcommand per stage of Karl's process.
+
+    Paths come from --raw/--red, else HETRED_RAW/HETRED_RED, else the config file,
+    else ./raw and ./red.
+    """
+    ctx.obj = load_config(config_file, raw=raw, red=red, verbosity=-1 if quiet else verbose)
+
+
+for _name in SUBCOMMANDS:
+    cli.add_command(importlib.import_module(f"hetred.cli.{_name}").command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the group, turn every failure into one line and exit code."""
+    verbose = any(a in ("-v", "-vv", "--verbose") for a in (argv or sys.argv[1:]))
+    try:
+        rv = cli.main(args=argv, prog_name="hetred", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("hetred: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except HetredError as err:
+        click.echo(f"hetred: error: {err}", err=True)
+        sys.exit(1)
+    except Exception as err:  # an unexpected failure still ends with one clear line
+        if verbose:
+            traceback.print_exc()
+        click.echo(f"hetred: internal error: {err.__class__.__name__}: {err} (run with -v for the traceback)",
+                   err=True)
+        sys.exit(2)
+    sys.exit(rv if isinstance(rv, int) else 0)

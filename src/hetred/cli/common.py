@@ -1,0 +1,45 @@
+"""Shared pieces of the subcommands: the config in the click context, consoles, progress."""
+from __future__ import annotations
+
+from typing import Iterable, Iterator, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from hetred.config import Config
+from hetred.jobs.units import UnitResult
+
+T = TypeVar("T")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def get_config(ctx: click.Context) -> Config:
+    """The :class:`Config` the group built."""
+    obj = ctx.find_root().obj
+    assert isinstance(obj, Config)
+    return obj
+
+
+def track(items: Iterable[T], description: str, total: int | None = None,
+          quiet: bool = False) -> Iterator[T]:
+    """Iterate with a rich progress bar on stderr (none when quiet or not a terminal)."""
+    if quiet or not err_console.is_terminal:
+        yield from items
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=True) as progress:
+        task = progress.add_task(description, total=total)
+        for item in items:
+            yield item
+            progress.advance(task)
+
+
+def report_unit(result: UnitResult, quiet: bool = False) -> None:
+    """One line about a unit that did not simply finish (skipped or failed)."""
+    if result.status == "skipped" and not quiet:
+        err_console.print(f"[dim]{result.stage} {result.unit}: {result.message}[/dim]")
+    elif result.status == "failed":
+        err_console.print(f"[red]{result.stage} {result.unit} failed:[/red] {result.message}",
+                          highlight=False)

@@ -1,0 +1,78 @@
+"""Typed settings: defaults < TOML file < ``HETRED_*`` environment < command-line flags.
+
+A config file (``--config FILE``) is TOML::
+
+    [paths]
+    raw = "/work/03946/hetdex/maverick"     # raw archive root (HETRED_RAW)
+    red = "/scratch/hetred"                 # reduction root (HETRED_RED)
+
+    [stages.bias]                           # free-form settings per stage
+    scale_lo = 2.0
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hetred.errors import HetredError
+from hetred.layout import Layout
+
+
+@dataclass
+class Config:
+    """All settings of one hetred invocation."""
+
+    raw: Path = field(default_factory=lambda: Path("raw"))
+    red: Path = field(default_factory=lambda: Path("red"))
+    verbosity: int = 0
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    source: str = "defaults"
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.raw, self.red)
+
+    def stage(self, name: str) -> dict[str, Any]:
+        """Settings of one stage (empty when the file has none)."""
+        return dict(self.stages.get(name, {}))
+
+
+def load_config(path: str | Path | None = None, raw: str | Path | None = None,
+                red: str | Path | None = None, verbosity: int = 0,
+                environ: dict[str, str] | None = None) -> Config:
+    """Build the configuration with the documented precedence."""
+    env = os.environ if environ is None else environ
+    cfg = Config(verbosity=verbosity)
+    sources = ["defaults"]
+    if path is not None:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text())
+        except FileNotFoundError:
+            raise HetredError(f"config file {p} does not exist") from None
+        except tomllib.TOMLDecodeError as err:
+            raise HetredError(f"config file {p} is not valid TOML: {err}") from None
+        paths = data.get("paths", {})
+        if "raw" in paths:
+            cfg.raw = Path(paths["raw"]).expanduser()
+        if "red" in paths:
+            cfg.red = Path(paths["red"]).expanduser()
+        cfg.stages = {k: dict(v) for k, v in data.get("stages", {}).items()}
+        sources.append(str(p))
+    if env.get("HETRED_RAW"):
+        cfg.raw = Path(env["HETRED_RAW"]).expanduser()
+        sources.append("HETRED_RAW")
+    if env.get("HETRED_RED"):
+        cfg.red = Path(env["HETRED_RED"]).expanduser()
+        sources.append("HETRED_RED")
+    if raw is not None:
+        cfg.raw = Path(raw).expanduser()
+        sources.append("--raw")
+    if red is not None:
+        cfg.red = Path(red).expanduser()
+        sources.append("--red")
+    cfg.source = " < ".join(sources)
+    return cfg

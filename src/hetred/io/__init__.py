@@ -1,0 +1,1 @@
+"""Reading raw VIRUS data and writing products atomically."""

@@ -1,0 +1,1 @@
+"""Units of work, their done/failed markers, and (later) job files and Slurm scripts."""

@@ -1,0 +1,262 @@
+"""The single table of every path hetred reads or writes.
+
+Nothing else in hetred joins paths: stages ask :class:`Layout` for a path by *key* and fields,
+e.g. ``layout.path("masterbias", month="202008", specid=320, contid="0059", amp="LL")``.
+
+Two roots:
+
+* ``raw``: the raw archive as TACC holds it (never modified by hetred), one tar per observation,
+  ``RAW/YYYYMMDD/virus/virus{obs:07d}.tar`` with members
+  ``virus{obs:07d}/exp{NN}/virus/{stamp}_{ifuslot:03d}{amp}_{type}.fits``; or the same tree untarred.
+* ``red``: the reduction tree, every product of the process (tarlists, calibration libraries,
+  science reductions, astrometry, throughput, detections, HDF5, full-field sky, jobs, markers).
+* ``truth``: the simulator's truth tree, kept apart from the raw root; reduction code never reads it.
+
+The table :data:`TABLE` is also rendered into docs/layout.md (a test keeps both in step).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+#: field name -> regular expression a value of that field matches (used to parse paths)
+FIELD_PATTERNS: dict[str, str] = {
+    "night": r"\d{8}",
+    "month": r"\d{6}",
+    "obs": r"\d{7}",
+    "obs3": r"\d{3}",
+    "exp": r"\d{2,3}",
+    "stamp": r"\d{8}T\d{6}(?:\.\d)?",
+    "ifuslot": r"\d{3}",
+    "specid": r"\d{3}",
+    "ifuid": r"[0-9A-Za-z]{3}",
+    "contid": r"\d{4}",
+    "amp": r"LL|LU|RL|RU",
+    "kind": r"[a-z]{3}",
+    "bgkind": r"sci|bri|twi",
+    "datevobs": r"\d{8}v\d{3}",
+    "stage": r"[a-z0-9_-]+",
+    "unit": r"[^/]+",
+    "name": r"[^/]+",
+}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row of the layout table.
+
+    root: ``raw``, ``red`` or ``member`` (a path inside a raw tar, relative to nothing).
+    template: :py:meth:`str.format` template, with the fields of :data:`FIELD_PATTERNS`.
+    """
+
+    key: str
+    root: str
+    template: str
+    description: str
+
+
+_RAW_MEMBER = "virus{obs:07d}/exp{exp:02d}/virus/{stamp}_{ifuslot:03d}{amp}_{kind}.fits"
+_LIB = "lib_calib"
+_RED_SCI = "reductions/{night}/virus/virus{obs:07d}/exp{exp:02d}/virus"
+
+TABLE: tuple[Entry, ...] = (
+    # --- raw archive ------------------------------------------------------------------------
+    Entry("raw_tar", "raw", "{night}/virus/virus{obs:07d}.tar", "one tar per observation"),
+    Entry("raw_member", "member", _RAW_MEMBER, "an amplifier frame inside its tar"),
+    Entry("raw_untarred", "raw", "{night}/virus/" + _RAW_MEMBER, "the same frame, untarred"),
+    Entry("tarlist_line", "member", "{night}/virus/" + _RAW_MEMBER,
+          "one line of a tarlist (Karl's dbase/rstep1 format)"),
+    Entry("star_catalog", "raw", "catalogs/{datevobs}_stars.txt",
+          "field stars with SDSS ugriz (what a catalogue query returns for the shot)"),
+    # --- step 1-2: lists --------------------------------------------------------------------
+    Entry("tarlist", "red", "tarlists/{month}tarlist", "every raw amp file of a month, repeats removed"),
+    Entry("tarlist_repeats", "red", "tarlists/{month}repeats", "repeated files dropped from the tarlist"),
+    Entry("scilist", "red", "tarlists/{month}sci", "one line per science exposure with header values"),
+    Entry("callist", "red", "tarlists/{month}cal", "calibration inventory per night, type and IFU slot"),
+    Entry("fplane", "red", "fplane/fp{night}.txt", "the night's focal plane, from the raw headers"),
+    # --- step 4: bias library ---------------------------------------------------------------
+    Entry("masterbias", "red", _LIB + "/lib_mbias/{month}/masterbias_{specid:03d}_{contid}_{amp}.fits",
+          "master bias (raw orientation), 1x7 biweight box smoothed, traps zeroed"),
+    Entry("masterbias_unsmoothed", "red",
+          _LIB + "/lib_mbias/{month}/biascmb_{specid:03d}_{contid}_{amp}.fits",
+          "per-pixel biweight of the bias frames, before the box filter"),
+    Entry("masterbias_traps", "red", _LIB + "/lib_mbias/{month}/traps_{specid:03d}_{contid}_{amp}.txt",
+          "charge-trap list: column, first row"),
+    Entry("bias_frames", "red", _LIB + "/lib_mbias/{month}/frames_{ifuslot:03d}_{amp}.txt",
+          "per-frame overscan, level, scale, verdict (Karl's norm*.dat)"),
+    # --- step 5: background models ----------------------------------------------------------
+    Entry("bgmodel", "red", _LIB + "/lib_back/{month}/{bgkind}/back_{specid:03d}_{ifuslot:03d}_{amp}.fits",
+          "background model per amp and kind (sci, bri, twi)"),
+    Entry("bgcombined", "red", _LIB + "/lib_back/{month}/{bgkind}/cmb_{specid:03d}_{ifuslot:03d}_{amp}.fits",
+          "biweight combination of the frames the model is made from"),
+    # --- step 6 / 14b: twilight calibration and pixel flats ---------------------------------
+    Entry("calwork", "red", "cal/cal{month}/{datevobs}/exp{exp:02d}/cal_{specid:03d}_{ifuslot:03d}_{ifuid}_{amp}.fits",
+          "per-exposure twilight/arc reduction (rstep1)"),
+    Entry("callib", "red", _LIB + "/{month}/cal_{specid:03d}_{ifuslot:03d}_{ifuid}_{amp}.fits",
+          "monthly calibration: trace, wavelength, fiber_to_fiber, amp_to_amp, profile"),
+    Entry("amp_to_amp", "red", _LIB + "/{month}/amp_to_amp.txt", "amp-to-amp normalisation of the month"),
+    Entry("pixelflat", "red", _LIB + "/lib_pflat/pixelflat_cam{specid:03d}_{amp}.fits",
+          "pixel flat per camera and amp"),
+    Entry("pixmask", "red", _LIB + "/lib_pflat/pix_mask.tab", "bad-pixel boxes: amp x1 x2 y1 y2"),
+    # --- step 7: science reductions ---------------------------------------------------------
+    Entry("multi", "red", _RED_SCI + "/multi_{specid:03d}_{ifuslot:03d}_{ifuid}_{amp}.fits",
+          "Karl's 17-HDU multi file per amp and exposure"),
+    Entry("rectified", "red", _RED_SCI + "/rect_{specid:03d}_{ifuslot:03d}_{ifuid}_{amp}.fits",
+          "sky-subtracted fiber spectra on 3470+2i A"),
+    Entry("cofes", "red", _RED_SCI + "/CoFeS{stamp}_{ifuslot:03d}_sci.fits",
+          "reconstructed 51x51 IFU image read by the astrometry"),
+    # --- steps 8-13: astrometry, throughput -------------------------------------------------
+    Entry("astrom_dir", "red", "astrometry/{datevobs}", "astrometry work folder of a shot"),
+    Entry("radec_final", "red", "astrometry/{datevobs}/radec2_final.dat", "fitted shot centre"),
+    Entry("dithall", "red", "astrometry/{datevobs}/dithall.use", "fiber RA/Dec of every exposure"),
+    Entry("throughput", "red", "throughput/{datevobs}/{datevobs}sedtp_f.dat", "response curve of a shot"),
+    # --- steps 14-16, 20: detections, calibrated fibers, full-field sky ---------------------
+    Entry("detect_dir", "red", "detect/{month}/{datevobs}", "detection outputs (.mc .list .spec)"),
+    Entry("calfib", "red", "calfib/{datevobs}/{datevobs}_exp{exp:02d}_cal.fits", "calibrated fibers"),
+    Entry("fullsky", "red", "fullsky/{month}/d{night}s{obs3}exp{exp:02d}sub.fits", "full-field sky subtracted"),
+    Entry("fullsky_amp", "red", "fullsky/{month}/d{night}s{obs3}exp{exp:02d}amp.dat", "per-amp sky factors"),
+    # --- step 17: HDF5 ----------------------------------------------------------------------
+    Entry("h5_shot", "red", "h5/shots/{datevobs}.h5", "shot file read by hetdex_api"),
+    Entry("h5_survey", "red", "h5/survey_{name}.h5", "survey table"),
+    Entry("h5_detect", "red", "h5/detect_{name}.h5", "detection catalogue"),
+    # --- operations -------------------------------------------------------------------------
+    Entry("jobfile", "red", "jobs/{stage}/{name}", "launcher job files and Slurm scripts"),
+    Entry("marker_done", "red", "markers/{stage}/{unit}.done.json", "a finished unit: inputs, timings"),
+    Entry("marker_failed", "red", "markers/{stage}/{unit}.failed.json", "a failed unit: the one-line reason"),
+    Entry("qa", "red", "qa/{stage}/{name}", "QA plots (PNG)"),
+    # --- simulator truth (a separate root; reduction code never reads it) -------------------
+    Entry("truth_fplane", "truth", "fplane.txt", "the simulated focal plane (with CONTID)"),
+    Entry("truth_night", "truth", "{night}/night.json", "per-night truth: exposures, bias levels, gains"),
+    Entry("truth_amp", "truth", "{night}/amp_{ifuslot:03d}{amp}.fits",
+          "per-amp truth in the oriented frame: trace, wavelength, fiber_to_fiber, pixel flat, ..."),
+    Entry("truth_shot", "truth", "{night}/shot_{datevobs}.json",
+          "per-shot truth: pointing, dithers, PSF, transparency, sources and the fibers that see them"),
+)
+
+_BY_KEY = {e.key: e for e in TABLE}
+_FIELD_RE = re.compile(r"\{(\w+)(?::[^}]*)?\}")
+
+
+class LayoutError(KeyError):
+    """Unknown layout key or missing field."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want plain text
+        return str(self.args[0])
+
+
+def entry(key: str) -> Entry:
+    """The table row for ``key``."""
+    try:
+        return _BY_KEY[key]
+    except KeyError:
+        raise LayoutError(f"unknown layout key {key!r}") from None
+
+
+def fields(key: str) -> list[str]:
+    """Field names a key's template needs, in order."""
+    return _FIELD_RE.findall(entry(key).template)
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    out, pos, seen = [], 0, set()
+    for m in _FIELD_RE.finditer(template):
+        out.append(re.escape(template[pos:m.start()]))
+        name = m.group(1)
+        if name in seen:
+            out.append(f"(?P={name})")
+        else:
+            out.append(f"(?P<{name}>{FIELD_PATTERNS.get(name, '[^/]+')})")
+            seen.add(name)
+        pos = m.end()
+    out.append(re.escape(template[pos:]))
+    return re.compile("".join(out))
+
+
+_PATTERNS = {e.key: _pattern(e.template) for e in TABLE}
+_INT_FIELDS = {"obs", "exp", "ifuslot", "specid"}
+
+
+def format_relative(key: str, **values: Any) -> str:
+    """The path of ``key`` relative to its root, as text (for tar members and tarlist lines)."""
+    e = entry(key)
+    try:
+        return e.template.format(**values)
+    except KeyError as err:
+        raise LayoutError(f"layout key {key!r} needs field {err.args[0]!r}") from None
+    except ValueError as err:
+        raise LayoutError(f"layout key {key!r}: bad field value ({err})") from None
+
+
+def parse(key: str, text: str) -> dict[str, Any] | None:
+    """Invert :func:`format_relative`: the fields of ``text`` (a relative path), or None.
+
+    ``text`` must match the whole template; integer fields come back as int.
+    """
+    m = _PATTERNS[entry(key).key].search(text)
+    if m is None or m.end() != len(text):
+        return None
+    out: dict[str, Any] = dict(m.groupdict())
+    for name in _INT_FIELDS & out.keys():
+        out[name] = int(out[name])
+    return out
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Path factory for one raw archive root and one reduction root."""
+
+    raw: Path
+    red: Path
+    truth: Path | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "raw", Path(self.raw))
+        object.__setattr__(self, "red", Path(self.red))
+        if self.truth is not None:
+            object.__setattr__(self, "truth", Path(self.truth))
+
+    def _root(self, e: Entry) -> Path:
+        if e.root == "raw":
+            return self.raw
+        if e.root == "red":
+            return self.red
+        if e.root == "truth":
+            if self.truth is None:
+                raise LayoutError(f"layout key {e.key!r} needs a truth root (simulator only)")
+            return self.truth
+        raise LayoutError(f"layout key {e.key!r} is a tar member, not a file path")
+
+    def path(self, key: str, **values: Any) -> Path:
+        """The absolute path of ``key`` with ``values`` filled in."""
+        e = entry(key)
+        return self._root(e) / format_relative(key, **values)
+
+    def glob(self, key: str, **values: Any) -> Iterator[Path]:
+        """Existing paths of ``key`` with the given fields fixed and the others free."""
+        e = entry(key)
+        root = self._root(e)
+        pattern = _FIELD_RE.sub(lambda m: str(_fmt_one(m, values)), e.template)
+        return iter(sorted(root.glob(pattern)))
+
+    def nights_of_month(self, month: str) -> list[str]:
+        """Nights YYYYMM01..YYYYMM31 that exist in the raw archive, sorted."""
+        if not self.raw.is_dir():
+            return []
+        return sorted(p.name for p in self.raw.glob(f"{month}[0-3][0-9]") if p.is_dir())
+
+
+def _fmt_one(m: re.Match[str], values: dict[str, Any]) -> str:
+    name = m.group(1)
+    if name in values:
+        return ("{" + m.group(0)[1:-1].replace(name, "0", 1) + "}").format(values[name])
+    return "*"
+
+
+def render_markdown() -> str:
+    """The layout table as Markdown (the body of docs/layout.md between the markers)."""
+    lines = ["| key | root | path | what |", "|---|---|---|---|"]
+    for e in TABLE:
+        lines.append(f"| `{e.key}` | {e.root} | `{e.template}` | {e.description} |")
+    return "\n".join(lines) + "\n"
