@@ -1,0 +1,226 @@
+"""Render one raw amp frame: light in the oriented frame, then the detector in readout orientation.
+
+Per exposure kind, the electrons per fiber and column entering the spectrograph are:
+
+* ``zro``: none (bias: read noise, bias level and structure, traps, hot pixels, cosmic rays and
+  the mean dark current of the ~27-s dark time);
+* ``drk``: dark current only (Poisson);
+* ``flt``: the lamp-flat continuum x fiber throughput x the lamp illumination of the amp, scaled
+  so that the nominal fiber's peak pixel gets 0.8-1.2e4 electrons;
+* ``cmp``: the lamp's lines (``hg`` or ``cd-a``) with the fiber's LSF, integrated over pixels,
+  brightest line peaking at 1-3e4 electrons per pixel (unsaturated);
+* ``twi``: the solar spectrum x end-to-end throughput x fiber throughput, peak 2e3-9e3
+  electrons per pixel;
+* ``sci``: night sky (continuum + emission lines, ~120 electrons per fiber per column at
+  4540 A in 360 s) plus the sources of the shot's scene (:mod:`hetred.sim.sky`) x transparency,
+  through throughput, area, exposure time and the LSF.
+
+The electrons are spread over rows with the fiber profiles and halo (:mod:`hetred.sim.optics`),
+multiplied by the pixel flat, dark current added, Poisson-sampled, turned to readout orientation
+(:func:`hetred.virus.amp.deorient`), hot pixels and cosmic rays added, and digitised
+(:func:`hetred.sim.detector.digitise`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+
+from hetred.sim import detector as det_mod
+from hetred.sim import header as hdr
+from hetred.sim import optics as opt_mod
+from hetred.sim import seeds, spectra
+from hetred.sim.focalplane import detector_id
+from hetred.sim.plan import Exposure, Observation
+from hetred.virus import amp as ampgeom
+from hetred.virus.fplane import FplaneEntry
+
+FLAT_PEAK = (0.8e4, 1.2e4)      #: e- in the peak pixel of a nominal fiber
+ARC_PEAK = (1.0e4, 3.0e4)
+TWI_PEAK = (2.0e3, 9.0e3)
+SKY_SCALE = (0.8, 1.5)          #: dark-time sky brightness factor per shot
+SUBSAMPLE = 3                   #: wavelength samples per pixel for the source flux
+
+
+@dataclass
+class ExposureContext:
+    """What is common to every amp of one exposure."""
+
+    exposure: Exposure
+    observation: Observation
+    header_values: dict
+    level: float = 0.0              #: flt/cmp/twi peak electrons; sci sky factor
+    scene: object | None = None     #: sky.ShotScene for science exposures
+    solar: np.ndarray | None = None  #: solar spectrum on spectra.FINE (twilight)
+
+
+def exposure_context(seed: int, e: Exposure, o: Observation, scene=None,
+                     solar: np.ndarray | None = None) -> ExposureContext:
+    r = seeds.rng(seed, seeds.EXPOSURE, night=e.night, obs=e.obs, exp=e.exp, ifuslot=999)
+    level = {"flt": lambda: r.uniform(*FLAT_PEAK), "cmp": lambda: r.uniform(*ARC_PEAK),
+             "twi": lambda: r.uniform(*TWI_PEAK)}.get(e.kind, lambda: 0.0)()
+    if e.kind == "sci":
+        rs = seeds.rng(seed, seeds.EXPOSURE, night=e.night, obs=e.obs, ifuslot=998)
+        level = rs.uniform(*SKY_SCALE) * r.normal(1.0, 0.03)
+    pointing = None
+    if scene is not None:
+        pointing = (scene.header_ra, scene.header_dec, scene.header_pa)
+    values = hdr.exposure_values(seed, e, o, pointing)
+    return ExposureContext(e, o, values, float(level), scene, solar)
+
+
+@dataclass
+class Rendered:
+    data: np.ndarray          #: (1032, 1064) uint16, readout orientation
+    bias_level: float         #: true bias level (ADU)
+    injected: np.ndarray | None = None   #: (112,) source electrons per fiber (sci)
+
+
+@dataclass
+class AmpModel:
+    """One amp on one night: detector + optics + the amp's header values."""
+
+    seed: int
+    night: str
+    slot: FplaneEntry
+    amp: str
+    night_start: datetime
+    detector: det_mod.Detector = field(init=False)
+    optics: opt_mod.Optics = field(init=False)
+
+    def __post_init__(self) -> None:
+        s, n, i, a = self.seed, self.night, self.slot.ifuslot, self.amp
+        self.ampname = det_mod.ampname_of(a)
+        self.detector = det_mod.build_detector(s, n, i, a)
+        self.optics = opt_mod.build_optics(s, n, i, a)
+        self.pixelflat = np.ascontiguousarray(ampgeom.orient(self.detector.pixelflat_raw, a, self.ampname))
+        r = seeds.rng(s, seeds.OPTICS, ifuslot=i, amp=a, exp=1)
+        # FCU lamp illumination: smooth over the focal plane (a few %) and 1 % per amp
+        self.lamp_illum = float((1 + 0.03 * np.tanh((self.slot.x_fp + 0.5 * self.slot.y_fp) / 400.0))
+                                * r.normal(1.0, 0.01))
+        self.amp_header = hdr.amp_values(self.slot, a, self.detector.gain_header,
+                                          self.detector.rdnoise_header, self.detector.biasset,
+                                          detector_id(self.slot.specid, a[0]), self.ampname)
+        self.sky_pixels = None      # cached night-sky electrons per second (sci)
+
+    # ------------------------------------------------------------------ light
+    def _nominal_scale(self, peak: float) -> float:
+        """Electrons per column that put ``peak`` electrons in a nominal fiber's peak pixel."""
+        return peak / self.optics.peak_frac
+
+    def fiber_spectra(self, ctx: ExposureContext) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(electrons per fiber and column (112, 1032), source electrons or None)."""
+        e, o = ctx.exposure, self.optics
+        if e.kind in ("zro", "drk"):
+            return None, None
+        if e.kind == "flt":
+            shape = spectra.on_pixels(spectra.lamp_flat_fine(), o.wave) * (o.dwave / 2.0)
+            return self._nominal_scale(ctx.level) * shape * o.ftf * self.lamp_illum, None
+        if e.kind == "cmp":
+            lines = spectra.ARC_LINES[e.object]
+            frac = spectra.lines_per_pixel(o.coeffs, o.fwhm, lines)
+            peak_frac_line = _central_pixel_fraction()
+            return (ctx.level / (o.peak_frac * peak_frac_line)) * frac * o.ftf * self.lamp_illum, None
+        if e.kind == "twi":
+            solar = ctx.solar if ctx.solar is not None else spectra.solar_fine(None)
+            shape = (spectra.on_pixels(solar, o.wave) * spectra.throughput(o.wave)
+                     / spectra.throughput(4600.0) * (o.dwave / 2.0))
+            return self._nominal_scale(ctx.level) * shape * o.ftf, None
+        if e.kind == "sci":
+            sky = self._sky_rate() * (ctx.level * e.exptime)
+            src = self._sources(ctx)
+            total = sky * o.ftf
+            if src is not None:
+                src = src * o.ftf
+                total = total + src
+            return total, src
+        raise ValueError(f"unknown exposure kind {e.kind!r}")
+
+    def _sky_rate(self) -> np.ndarray:
+        """Night-sky electrons per second per fiber and column (before fiber throughput)."""
+        if self.sky_pixels is None:
+            o = self.optics
+            cont = spectra.on_pixels(spectra.sky_continuum_fine(), o.wave) * spectra.FIBER_AREA_ARCSEC2
+            rate = spectra.electrons(cont, o.wave, o.dwave, 1.0)
+            for lam, flux in spectra.sky_line_fluxes():
+                frac = spectra.lines_per_pixel(o.coeffs, o.fwhm, [(lam, 1.0)])
+                rate += frac * (flux * spectra.FIBER_AREA_ARCSEC2 * spectra.AREA_CM2 / spectra.HC_ERG_A
+                                * lam * float(spectra.throughput(lam)))
+            self.sky_pixels = rate
+        return self.sky_pixels
+
+    def _sources(self, ctx: ExposureContext) -> np.ndarray | None:
+        """Source electrons per fiber and column (LSF applied), or None without a scene."""
+        if ctx.scene is None:
+            return None
+        from hetred.sim import sky
+
+        o, e = self.optics, ctx.exposure
+        sub = (np.arange(SUBSAMPLE) + 0.5) / SUBSAMPLE - 0.5
+        xs = (np.arange(opt_mod.NCOLS)[:, None] + sub[None, :]).ravel()
+        wave_sub = spectra.wavelength(o.coeffs, xs)
+        flux = sky.fiber_source_flux(ctx.scene, self.slot, self.amp, e.exp, wave_sub, ifuid=self.slot.ifuid)
+        flux = flux.reshape(opt_mod.NFIB, opt_mod.NCOLS, SUBSAMPLE).mean(axis=2)
+        hit = np.nonzero(flux.any(axis=1))[0]
+        if hit.size == 0:
+            return None
+        flux *= float(ctx.scene.transparency[e.exp - 1])
+        elec = spectra.electrons(flux, o.wave, o.dwave, e.exptime)
+        mid = opt_mod.NCOLS // 2
+        for f in hit:     # LSF: Gaussian in pixels with the fiber's width at mid-column
+            sig = o.fwhm[f, mid] / 2.3548200450309493 / o.dwave[f, mid]
+            elec[f] = gaussian_filter1d(elec[f], sig, mode="constant", truncate=5.0)
+        return elec
+
+    # ------------------------------------------------------------------ frame
+    def render(self, ctx: ExposureContext) -> Rendered:
+        e = ctx.exposure
+        d = self.detector
+        r = seeds.rng(self.seed, seeds.FRAME, night=e.night, obs=e.obs, exp=e.exp,
+                      ifuslot=self.slot.ifuslot, amp=self.amp)
+        rj = seeds.rng(self.seed, seeds.EXPOSURE, night=e.night, obs=e.obs, exp=e.exp,
+                       ifuslot=self.slot.ifuslot, amp=self.amp)
+        level = d.bias_level(e.start, self.night_start, e.seq, float(rj.normal(0.0, 0.6)))
+        spec, src = self.fiber_spectra(ctx)
+        dark_mean = d.dark_rate * e.darktime
+        extra_adu = 0.0
+        if spec is None and e.kind == "zro":
+            dense = None
+            extra_adu = dark_mean / d.gain_true          # 0.04 e-: below any noise, kept as a mean
+        else:
+            img = self.optics.spread(spec) if spec is not None else np.zeros((opt_mod.NROWS, opt_mod.NCOLS))
+            img *= self.pixelflat
+            img += dark_mean
+            np.maximum(img, 0.0, out=img)
+            dense = ampgeom.deorient(det_mod.poisson(r, img), self.amp, self.ampname)
+        hot_e = r.poisson(d.hot[:, 2] * e.darktime).astype(float)
+        cr_r, cr_c, cr_e = det_mod.cosmic_rays(r, e.darktime)
+        sparse = (np.concatenate([d.hot[:, 0].astype(int), cr_r]),
+                  np.concatenate([d.hot[:, 1].astype(int), cr_c]),
+                  np.concatenate([hot_e, cr_e]))
+        data = det_mod.digitise(dense, d, level, r, sparse=sparse, extra_adu=extra_adu)
+        injected = src.sum(axis=1) if src is not None else None
+        return Rendered(data=data, bias_level=level, injected=injected)
+
+    def fits(self, ctx: ExposureContext) -> tuple[bytes, Rendered]:
+        """The complete FITS file of this amp in this exposure."""
+        out = self.render(ctx)
+        values = dict(ctx.header_values)
+        values.update(self.amp_header)
+        values["DETTEMP"] = -110.0 + 0.02 * np.sin(ctx.exposure.mjd * 500.0 + self.slot.ifuslot)
+        return hdr.fits_bytes(hdr.build_header(values), out.data), out
+
+
+_CPF: list[float] = []
+
+
+def _central_pixel_fraction() -> float:
+    """Fraction of a nominal arc line (FWHM 5.5 A, 1.97 A/px) in its central pixel."""
+    if not _CPF:
+        from scipy.special import erf
+
+        s = spectra.LSF_FWHM / 2.3548200450309493 / 1.97
+        _CPF.append(float(erf(0.5 / (np.sqrt(2) * s))))
+    return _CPF[0]

@@ -1,0 +1,382 @@
+"""The astronomical scene of a simulated HETDEX shot: pointing, seeing, sources, fiber fluxes.
+
+A :class:`ShotScene` holds the true and header pointing, the Moffat seeing, per-exposure
+transparency, field stars (stellar-like SEDs with SDSS u g r i z AB magnitudes) and pure
+emission-line sources. :func:`fiber_source_flux` turns it into the source flux density that
+enters every fiber of one amp in one dithered exposure, above the atmosphere.
+
+Conventions (see docs/simulator_sky.md):
+
+* Fiber and source positions use the HETDEX tangent plane of :mod:`hetred.virus.coords` with
+  the TRUE pointing and angoff 0; fibers are :func:`hetred.virus.ifu.amp_positions` (multi-file
+  order, fiber swaps of the IFUID applied).
+* PSF: Moffat I(r) ∝ (1 + (r/α)²)^-β, β = 3.5, FWHM = 2α sqrt(2^(1/β) - 1), unit total flux,
+  integrated over the 1.5" diameter fiber (tabulated vs. fiber-source distance).
+* ADR (hetdex_api ``get_ADR``): a cubic through -0.74, -0.40, -0.08, +0.08, +0.20" at 3500,
+  4000, 4500, 5000, 5500 Å; the source at wavelength λ sits at its catalogue IFU position plus
+  ADR(λ)·(cos θ, sin θ) in IFU (x, y) arcsec, θ = ``scene.adr_angle`` (0: along IFU x).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from hetred.sim.photometry import BANDS, SED_WAVE, stellar_sed, synthetic_mags
+from hetred.virus.coords import DITHERS, fiber_radec, radec_to_ifu
+from hetred.virus.fplane import FplaneEntry
+from hetred.virus.ids import multiframe
+from hetred.virus.ifu import FIBER_DIAMETER, ROW_PITCH, X_PITCH, amp_positions, ifu_positions
+
+MOFFAT_BETA = 3.5
+FIBER_RADIUS = FIBER_DIAMETER / 2.0                            #: arcsec
+FILL_FACTOR = np.pi * FIBER_RADIUS**2 / (X_PITCH * ROW_PITCH)  #: 0.3155, fiber area / IFU area
+ADR_WAVE = np.array([3500.0, 4000.0, 4500.0, 5000.0, 5500.0])  #: Å
+ADR_OFFSET = np.array([-0.74, -0.40, -0.08, 0.08, 0.20])       #: arcsec
+ADR_POLY = np.polyfit(ADR_WAVE, ADR_OFFSET, 3)
+STAR_REF_WAVE = 4700.0     #: Å, wavelength of the truth fiber fractions of stars
+MAX_RADIUS = 8.0           #: arcsec, fibers farther than this from a source get nothing
+IFU_HALF = 24.3            #: arcsec, half size of the fiber-covered IFU area (x and y)
+AMPS = ("LU", "LL", "RL", "RU")
+
+STAR_DTYPE = np.dtype([("id", "i4"), ("ra", "f8"), ("dec", "f8"), ("teff", "f8"),
+                       ("u", "f8"), ("g", "f8"), ("r", "f8"), ("i", "f8"), ("z", "f8"),
+                       ("ifuslot", "i4"), ("x_ifu", "f8"), ("y_ifu", "f8")])
+LINE_DTYPE = np.dtype([("id", "i4"), ("ra", "f8"), ("dec", "f8"), ("wave", "f8"),
+                       ("flux", "f8"), ("sigma", "f8"), ("ifuslot", "i4"),
+                       ("x_ifu", "f8"), ("y_ifu", "f8")])
+
+
+@dataclass
+class ShotScene:
+    """The sky of one shot.
+
+    ``stars`` (:data:`STAR_DTYPE`): ra, dec deg; teff K; u g r i z AB mag; ifuslot and
+    (x_ifu, y_ifu) arcsec where it was placed (exposure 1 frame). ``lines`` (:data:`LINE_DTYPE`):
+    ra, dec; wave Å; flux erg/s/cm²; sigma Å (intrinsic Gaussian, no continuum).
+    ``sed_flam`` (n_stars, len(sed_wave)) erg/s/cm²/Å is filled from teff and g when omitted.
+    """
+
+    night: str
+    obs: int
+    ra0: float                 #: true shot centre, deg
+    dec0: float
+    pa: float                  #: true parallactic angle, deg
+    header_ra: float           #: what the raw headers say, deg
+    header_dec: float
+    header_pa: float
+    fwhm: float                #: Moffat FWHM, arcsec
+    transparency: np.ndarray   #: (3,) per exposure
+    stars: np.ndarray
+    lines: np.ndarray
+    beta: float = MOFFAT_BETA
+    adr_angle: float = 0.0     #: deg, ADR direction in the IFU (x, y) frame
+    sed_wave: np.ndarray = field(default_factory=lambda: SED_WAVE.copy())
+    sed_flam: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.transparency = np.asarray(self.transparency, dtype=float)
+        self.stars = np.asarray(self.stars, dtype=STAR_DTYPE)
+        self.lines = np.asarray(self.lines, dtype=LINE_DTYPE)
+        if self.sed_flam is None:
+            self.sed_flam = np.array([stellar_sed(t, g, self.sed_wave)
+                                      for t, g in zip(self.stars["teff"], self.stars["g"])])
+            self.sed_flam = self.sed_flam.reshape(len(self.stars), len(self.sed_wave))
+
+
+def moffat_alpha(fwhm: float, beta: float = MOFFAT_BETA) -> float:
+    """Moffat core radius α (arcsec) for a FWHM (arcsec)."""
+    return fwhm / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
+
+
+def moffat_profile(r: np.ndarray, fwhm: float, beta: float = MOFFAT_BETA) -> np.ndarray:
+    """Moffat surface density (1/arcsec²) at radius ``r`` arcsec; integrates to 1."""
+    a = moffat_alpha(fwhm, beta)
+    return (beta - 1.0) / (np.pi * a * a) * (1.0 + (np.asarray(r) / a) ** 2) ** -beta
+
+
+def moffat_enclosed(radius: np.ndarray, fwhm: float, beta: float = MOFFAT_BETA) -> np.ndarray:
+    """Fraction of a Moffat's flux within ``radius`` arcsec of its centre (analytic)."""
+    a = moffat_alpha(fwhm, beta)
+    return 1.0 - (1.0 + (np.asarray(radius) / a) ** 2) ** (1.0 - beta)
+
+
+@lru_cache(maxsize=32)
+def _fiber_table(fwhm: float, beta: float, step: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+    """(d, fraction): Moffat flux in a fiber at distance d (0..MAX_RADIUS+1 arcsec) from the
+    source, by Gauss-Legendre quadrature over the fiber disk (32 radial x 64 angular nodes)."""
+    d = np.arange(0.0, MAX_RADIUS + 1.0 + step, step)
+    xr, wr = np.polynomial.legendre.leggauss(32)
+    r = FIBER_RADIUS * (xr + 1.0) / 2.0
+    wr = wr * FIBER_RADIUS / 2.0 * r                 # ∫ r dr
+    th = (np.arange(64) + 0.5) * (2.0 * np.pi / 64)  # periodic: midpoint rule is spectral
+    wth = 2.0 * np.pi / 64
+    px = (r[:, None] * np.cos(th)[None, :]).ravel()
+    py = (r[:, None] * np.sin(th)[None, :]).ravel()
+    w = (wr[:, None] * wth * np.ones(64)[None, :]).ravel()
+    dist = np.hypot(d[:, None] + px[None, :], py[None, :])
+    return d, moffat_profile(dist, fwhm, beta) @ w
+
+
+def fiber_fraction(d: np.ndarray, fwhm: float, beta: float = MOFFAT_BETA) -> np.ndarray:
+    """Fraction of a point source's flux entering a 1.5" fiber whose centre is ``d`` arcsec
+    from the source (any shape); 0 beyond :data:`MAX_RADIUS`."""
+    dt, ft = _fiber_table(float(fwhm), float(beta))
+    d = np.asarray(d, dtype=float)
+    return np.where(d <= MAX_RADIUS, np.interp(d, dt, ft), 0.0)
+
+
+@lru_cache(maxsize=512)
+def _amp_xy(amp: str, ifuid: str | None) -> np.ndarray:
+    """Cached (112, 2) read-only fiber positions (arcsec) of ``amp`` in multi-file order."""
+    xy = amp_positions(amp, ifuid, positions=_ifu_xy())
+    xy.setflags(write=False)
+    return xy
+
+
+@lru_cache(maxsize=1)
+def _ifu_xy() -> np.ndarray:
+    return ifu_positions()
+
+
+def adr_offset(wave: np.ndarray) -> np.ndarray:
+    """ADR offset (arcsec) at ``wave`` Å (any shape), hetdex_api/Remedy cubic."""
+    return np.polyval(ADR_POLY, wave)
+
+
+def gaussian_line(wave: np.ndarray, centre: float, flux: float, sigma: float) -> np.ndarray:
+    """f_lambda (erg/s/cm²/Å) of a Gaussian line of total ``flux`` erg/s/cm² at ``wave`` Å."""
+    return flux / (sigma * np.sqrt(2.0 * np.pi)) * np.exp(-0.5 * ((wave - centre) / sigma) ** 2)
+
+
+def _sample_g(rng: np.random.Generator, n: int, lo: float = 15.0, hi: float = 22.0,
+              slope: float = 0.2) -> np.ndarray:
+    """g magnitudes with dN/dg ∝ 10^(slope g) on [lo, hi] (more faint stars)."""
+    u = rng.uniform(size=n)
+    a, b = 10.0 ** (slope * lo), 10.0 ** (slope * hi)
+    return np.log10(a + u * (b - a)) / slope
+
+
+def make_shot_scene(rng: np.random.Generator, night: str, obs: int, slots: list[FplaneEntry],
+                    n_stars_per_ifu: float = 2.0, n_lines_per_ifu: float = 3.0,
+                    ra0: float | None = None, dec0: float | None = None) -> ShotScene:
+    """Draw a random shot scene whose sources fall inside the IFUs of ``slots``.
+
+    Per IFU slot (non-IFU entries are skipped): Poisson(n_stars_per_ifu) stars uniform in
+    |x|, |y| < 19" (away from the IFU edge at ±24") and Poisson(n_lines_per_ifu) line sources
+    uniform in |x|, |y| < 23.5"; positions converted to RA/Dec with the true pointing
+    (exposure 1 frame). Star g has dN/dg ∝ 10^(0.2 g) on 15-22, Teff uniform 4000-9000 K;
+    lines have wave 3500-5500 Å, flux log-uniform 3e-17..1e-15 erg/s/cm², sigma 1.5-4 Å.
+    Pointing defaults to a random spring-field centre; pa uniform 0-360 deg; header pointing
+    off by 1-3" in a random direction and 0.05-0.1 deg in angle; FWHM 1.3-2.5"; transparency
+    uniform 0.9-1.1 per exposure.
+    """
+    ra0 = float(rng.uniform(160.0, 230.0)) if ra0 is None else float(ra0)
+    dec0 = float(rng.uniform(46.0, 56.0)) if dec0 is None else float(dec0)
+    pa = float(rng.uniform(0.0, 360.0))
+    off, ang = rng.uniform(1.0, 3.0), rng.uniform(0.0, 2.0 * np.pi)
+    header_ra = ra0 + off * np.sin(ang) / 3600.0 / np.cos(np.radians(dec0))
+    header_dec = dec0 + off * np.cos(ang) / 3600.0
+    header_pa = (pa + rng.choice([-1.0, 1.0]) * rng.uniform(0.05, 0.1)) % 360.0
+    fwhm = float(rng.uniform(1.3, 2.5))
+    transparency = rng.uniform(0.9, 1.1, size=3)
+
+    stars, lines = [], []
+    for slot in (s for s in slots if s.is_ifu):
+        ns, nl = rng.poisson(n_stars_per_ifu), rng.poisson(n_lines_per_ifu)
+        sxy = rng.uniform(-19.0, 19.0, size=(ns, 2))
+        lxy = rng.uniform(-23.5, 23.5, size=(nl, 2))
+        teff = rng.uniform(4000.0, 9000.0, size=ns)
+        gmag = _sample_g(rng, ns)
+        lwave = rng.uniform(3500.0, 5500.0, size=nl)
+        lflux = 10.0 ** rng.uniform(np.log10(3e-17), np.log10(1e-15), size=nl)
+        lsig = rng.uniform(1.5, 4.0, size=nl)
+        sra, sdec = fiber_radec(slot, sxy, 1, ra0, dec0, pa)
+        lra, ldec = fiber_radec(slot, lxy, 1, ra0, dec0, pa)
+        for k in range(ns):
+            stars.append((0, sra[k], sdec[k], teff[k], 0, gmag[k], 0, 0, 0, slot.ifuslot,
+                          sxy[k, 0], sxy[k, 1]))
+        for k in range(nl):
+            lines.append((0, lra[k], ldec[k], lwave[k], lflux[k], lsig[k], slot.ifuslot,
+                          lxy[k, 0], lxy[k, 1]))
+    star_arr = np.array(stars, dtype=STAR_DTYPE)
+    line_arr = np.array(lines, dtype=LINE_DTYPE)
+    star_arr["id"] = np.arange(1, len(star_arr) + 1)
+    line_arr["id"] = np.arange(1, len(line_arr) + 1)
+    scene = ShotScene(night=str(night), obs=int(obs), ra0=ra0, dec0=dec0, pa=pa,
+                      header_ra=float(header_ra), header_dec=float(header_dec),
+                      header_pa=float(header_pa), fwhm=fwhm, transparency=transparency,
+                      stars=star_arr, lines=line_arr)
+    if len(star_arr):
+        mags = synthetic_mags(scene.sed_wave, scene.sed_flam)
+        for b in BANDS:
+            if b != "g":                      # g stays the exact normalisation value
+                scene.stars[b] = mags[b]
+    return scene
+
+
+def _sources_near_ifu(scene: ShotScene, slot: FplaneEntry, exp: int
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """IFU (x, y) arcsec in exposure ``exp`` of the stars and lines that can reach the IFU:
+    (star index, star xy (n, 2), line index, line xy (m, 2))."""
+    lim = IFU_HALF + MAX_RADIUS + 1.0
+    out = []
+    for cat in (scene.stars, scene.lines):
+        if len(cat) == 0:
+            out += [np.zeros(0, int), np.zeros((0, 2))]
+            continue
+        x, y = radec_to_ifu(slot, cat["ra"], cat["dec"], exp, scene.ra0, scene.dec0, scene.pa)
+        idx = np.nonzero((np.abs(x) < lim) & (np.abs(y) < lim))[0]
+        out += [idx, np.column_stack([x[idx], y[idx]])]
+    return out[0], out[1], out[2], out[3]
+
+
+def _weights(scene: ShotScene, fxy: np.ndarray, sxy: np.ndarray, wave: np.ndarray
+             ) -> np.ndarray:
+    """Fiber fraction (n_fib, n_wave) of a source at IFU ``sxy`` (2,) for fibers at ``fxy``
+    (n_fib, 2) sampled at ``wave`` (n_fib, n_wave) Å, with ADR."""
+    adr = adr_offset(wave)
+    t = np.radians(scene.adr_angle)
+    dx = fxy[:, 0:1] - (sxy[0] + adr * np.cos(t))
+    dy = fxy[:, 1:2] - (sxy[1] + adr * np.sin(t))
+    return fiber_fraction(np.hypot(dx, dy), scene.fwhm, scene.beta)
+
+
+def fiber_source_flux(scene: ShotScene, slot: FplaneEntry, amp: str, exp: int,
+                      wave: np.ndarray, ifuid: str | None = None) -> np.ndarray:
+    """Source flux density entering each fiber of one amp in exposure ``exp`` (1..3).
+
+    wave: (112, 1032) Å, the wavelength of each oriented pixel column of each fiber (multi-file
+    fiber order). ``ifuid`` selects the fiber swaps (default ``slot.ifuid``). Returns (112, 1032)
+    float64 erg/s/cm²/Å above the atmosphere (transparency NOT applied), integrated over each
+    1.5" fiber for the scene's Moffat PSF with ADR and the exposure's dither. Stars contribute
+    their SED, line sources Gaussian lines; sources farther than 8" (+ADR) give nothing.
+    The spectra are intrinsic: no instrumental line-spread function is applied.
+    """
+    wave = np.asarray(wave, dtype=float)
+    fxy = _amp_xy(amp, slot.ifuid if ifuid is None else ifuid)
+    out = np.zeros(wave.shape, dtype=float)
+    istar, sxy, iline, lxy = _sources_near_ifu(scene, slot, exp)
+    reach = MAX_RADIUS + float(np.max(np.abs(ADR_OFFSET))) + 0.1
+    for k, xy in zip(istar, sxy):
+        near = np.nonzero(np.hypot(*(fxy - xy).T) < reach)[0]
+        if near.size:
+            w = wave[near]
+            out[near] += _weights(scene, fxy[near], xy, w) * np.interp(
+                w, scene.sed_wave, scene.sed_flam[k])
+    for k, xy in zip(iline, lxy):
+        near = np.nonzero(np.hypot(*(fxy - xy).T) < reach)[0]
+        if near.size:
+            src = scene.lines[k]
+            w = wave[near]
+            out[near] += _weights(scene, fxy[near], xy, w) * gaussian_line(
+                w, src["wave"], src["flux"], src["sigma"])
+    return out
+
+
+def format_catalogue(scene: ShotScene) -> str:
+    """Text of :func:`write_catalogue`."""
+    rows = ["# ra dec u g r i z"]
+    for s in scene.stars:
+        rows.append(f"{s['ra']:11.6f} {s['dec']:11.6f} " + " ".join(f"{s[b]:6.3f}" for b in BANDS))
+    return "\n".join(rows) + "\n"
+
+
+def write_catalogue(scene: ShotScene, path: str | Path) -> None:
+    """Write the field-star catalogue that the astrometry and throughput stages read.
+
+    Format: plain text, one header line ``# ra dec u g r i z``, then one star per line with
+    whitespace-separated columns: ra, dec (deg, J2000, %11.6f) and the SDSS u g r i z AB
+    magnitudes (%6.3f) from synthetic photometry of the star's SED. Same columns as Karl's
+    ``shout.ifustars`` (cols 3-9) without its SHOTID and object ID columns. Values are the
+    truth (no catalogue errors). Written atomically.
+    """
+    from hetred.io.atomic import write_text_atomic
+
+    write_text_atomic(Path(path), format_catalogue(scene))
+
+
+def read_catalogue(path: str | Path) -> np.ndarray:
+    """Read a :func:`write_catalogue` file: structured array with ra dec u g r i z (float64)."""
+    dt = np.dtype([(n, "f8") for n in ("ra", "dec", *BANDS)])
+    rows = [tuple(float(v) for v in line.split()[:7])
+            for line in Path(path).read_text().splitlines()
+            if line.strip() and not line.lstrip().startswith("#")]
+    return np.array(rows, dtype=dt)
+
+
+def _fibers_seeing(scene: ShotScene, slots: list[FplaneEntry], ra: np.ndarray, dec: np.ndarray,
+                   ref_wave: np.ndarray, exp: int, min_fraction: float = 0.01) -> list[list[dict]]:
+    """For each source (ra, dec deg; ref_wave Å; shape (n,)), the fibers of all IFUs of
+    ``slots`` with > ``min_fraction`` of its light at ``ref_wave`` in exposure ``exp``,
+    brightest first."""
+    out: list[list[dict]] = [[] for _ in range(len(ra))]
+    if len(ra) == 0:
+        return out
+    t = np.radians(scene.adr_angle)
+    adr = adr_offset(np.asarray(ref_wave, dtype=float))
+    for slot in (s for s in slots if s.is_ifu):
+        x, y = radec_to_ifu(slot, ra, dec, exp, scene.ra0, scene.dec0, scene.pa)
+        sx, sy = x + adr * np.cos(t), y + adr * np.sin(t)
+        cand = np.nonzero((np.abs(sx) < IFU_HALF + MAX_RADIUS)
+                          & (np.abs(sy) < IFU_HALF + MAX_RADIUS))[0]
+        if cand.size == 0:
+            continue
+        for amp in AMPS:
+            fxy = _amp_xy(amp, slot.ifuid)
+            frac = fiber_fraction(np.hypot(fxy[None, :, 0] - sx[cand, None],
+                                           fxy[None, :, 1] - sy[cand, None]),
+                                  scene.fwhm, scene.beta)
+            mf = multiframe(slot.specid, slot.ifuslot, slot.ifuid, amp)
+            for k, i in zip(*np.nonzero(frac > min_fraction)):
+                out[cand[k]].append({"ifuslot": int(slot.ifuslot), "ifuid": slot.ifuid,
+                                     "specid": int(slot.specid), "amp": amp,
+                                     "fiber": int(i + 1), "multiframe": mf,
+                                     "fraction": float(frac[k, i])})
+    for lst in out:
+        lst.sort(key=lambda f: -f["fraction"])
+    return out
+
+
+def scene_truth(scene: ShotScene, slots: list[FplaneEntry]) -> dict:
+    """JSON-able truth of the scene.
+
+    Keys: night, obs, pointing {true, header: {ra, dec, pa}}, fwhm, beta, transparency (3),
+    dithers (3 x [dx, dy] arcsec), adr {wave, offset, angle}, fill_factor, stars and lines.
+    Each source lists its catalogue values and ``fibers``: {"1": [...], "2": [...], "3": [...]}
+    per exposure, each fiber {"ifuslot" (int), "ifuid", "specid", "amp", "fiber" (1..112
+    multi-file order), "multiframe", "fraction"} for fibers with > 1% of its light at the
+    reference wavelength ``ref_wave`` (line centre; 4700 Å for stars), brightest first.
+    """
+    def table(cat: np.ndarray, ref: np.ndarray) -> list[dict]:
+        per_exp = [_fibers_seeing(scene, slots, cat["ra"], cat["dec"], ref, e)
+                   for e in range(1, len(DITHERS) + 1)]
+        rows = []
+        for k, s in enumerate(cat):
+            d = {n: (int(s[n]) if n in ("id", "ifuslot") else float(s[n]))
+                 for n in cat.dtype.names}
+            d["ref_wave"] = float(ref[k])
+            d["fibers"] = {str(e + 1): per_exp[e][k] for e in range(len(DITHERS))}
+            rows.append(d)
+        return rows
+
+    stars = table(scene.stars, np.full(len(scene.stars), STAR_REF_WAVE))
+    lines = table(scene.lines, scene.lines["wave"].astype(float))
+    truth = {
+        "night": scene.night, "obs": scene.obs,
+        "pointing": {"true": {"ra": scene.ra0, "dec": scene.dec0, "pa": scene.pa},
+                     "header": {"ra": scene.header_ra, "dec": scene.header_dec,
+                                "pa": scene.header_pa}},
+        "fwhm": scene.fwhm, "beta": scene.beta,
+        "transparency": [float(t) for t in scene.transparency],
+        "dithers": [list(d) for d in DITHERS],
+        "adr": {"wave": ADR_WAVE.tolist(), "offset": ADR_OFFSET.tolist(),
+                "angle": scene.adr_angle},
+        "fill_factor": float(FILL_FACTOR),
+        "stars": stars, "lines": lines,
+    }
+    json.dumps(truth)  # fail here, not in the caller, if something is not JSON-able
+    return truth
