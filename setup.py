@@ -13,7 +13,7 @@ extensions = [
     Extension(
         f"hetred._ext.{pyx.stem}",
         [str(pyx)],
-        include_dirs=[numpy.get_include()],
+        include_dirs=[numpy.get_include(), str(EXT_DIR)],
         extra_compile_args=["-O3"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     )

@@ -80,7 +80,7 @@ def test_dry_run_prints_the_plan(tmp_path):
     assert res.exit_code == 0, res.output
     out = res.output
     assert "virus0000001.tar twi" in out and "cmp hg" in out and "cmp cd-a" in out and "sci DEX" in out
-    assert "152 members" in out and "zro 40" in out
+    assert "272 members" in out and "zro 160" in out
     assert not (tmp_path / "raw").exists() and not (tmp_path / "truth").exists()
 
 

@@ -276,3 +276,87 @@ def biweight_uint16_reference(a, offset: float = 0.0):
     """Biweight (location, scale) of ``float32(a) - float32(offset)`` for integer data."""
     vals = np.asarray(a, dtype=np.float32) - np.float32(offset)
     return biweight_reference(vals)
+
+
+# ---------------------------------------------------------------------------
+# Extraction kernels (hetred._ext.extract): a plain NumPy restatement of the simultaneous
+# weighted least-squares fit of all fibers in a column, and of the 2-D model.  Dense 112 x 112
+# normal matrices solved with numpy.linalg; the kernel uses a banded L D L^T instead.
+
+def extract_reference(image, variance, mask, r0, w, trace, core_half: float):
+    """Reference of :func:`hetred._ext.extract.extract_columns` in the NATURAL orientation.
+
+    image, variance, mask: (nrow, ncol) e-, e-^2, nonzero = bad; r0: (nfib, ncol) int first
+    window row; w: (nfib, ncol, nwin) weights; trace: (nfib, ncol) rows.  Per column the
+    fluxes minimise sum (d - sum_f s_f w_f)^2 / var over usable pixels (unmasked, var > 0, on
+    the frame); couplings are kept only between fibers at most two apart, as in the kernel.
+    Returns (spec, err, chi2, ncore) of shape (nfib, ncol): flux (e-), sqrt((A^-1)_ff), reduced
+    chi^2 of the pixels within ``core_half`` of the trace against the full model, divided by
+    (n_core - sum_core w^2/var (A^-1)_ff), and n_core.  Fibers without pixels: all zero.
+    """
+    image = np.asarray(image, dtype=np.float64)
+    variance = np.asarray(variance, dtype=np.float64)
+    mask = np.asarray(mask).astype(bool)
+    r0 = np.asarray(r0, dtype=np.int64)
+    w = np.asarray(w, dtype=np.float64)
+    trace = np.asarray(trace, dtype=np.float64)
+    nrow, ncol = image.shape
+    nfib, _, nwin = w.shape
+    spec = np.zeros((nfib, ncol))
+    err = np.zeros((nfib, ncol))
+    chi2 = np.zeros((nfib, ncol))
+    ncore = np.zeros((nfib, ncol), dtype=np.int16)
+    k = np.arange(nwin)
+    band = np.abs(np.arange(nfib)[:, None] - np.arange(nfib)[None, :]) <= 2
+    for x in range(ncol):
+        rows = r0[:, x][:, None] + k[None, :]                       # (nfib, nwin)
+        inside = (rows >= 0) & (rows < nrow)
+        rc = np.clip(rows, 0, nrow - 1)
+        var = variance[rc, x]
+        ok = inside & ~mask[rc, x] & (var > 0)
+        design = np.zeros((nrow, nfib))
+        for f in range(nfib):
+            design[rc[f][inside[f]], f] += w[f, x][inside[f]]
+        use = np.zeros(nrow, dtype=bool)
+        use[rc[ok]] = True
+        iv = np.zeros(nrow)
+        iv[use] = 1.0 / variance[use, x]
+        a = (design * iv[:, None]).T @ design
+        a = np.where(band, a, 0.0)
+        b = design.T @ (iv * image[:, x])
+        empty = np.diag(a) <= 0
+        a[empty, :] = 0.0
+        a[:, empty] = 0.0
+        a[empty, empty] = 1.0
+        b[empty] = 0.0
+        s = np.linalg.solve(a, b)
+        z = np.diag(np.linalg.inv(a))
+        model = design @ s
+        res2 = (image[:, x] - model) ** 2 * iv
+        for f in range(nfib):
+            if empty[f]:
+                continue
+            spec[f, x] = s[f]
+            err[f, x] = np.sqrt(z[f]) if z[f] > 0 else 0.0
+            core = ok[f] & (np.abs(rows[f] - trace[f, x]) <= core_half)
+            n = int(core.sum())
+            lev = float(np.sum(w[f, x][core] ** 2 * iv[rc[f][core]]) * z[f])
+            ncore[f, x] = n
+            if n - lev > 0.5:
+                chi2[f, x] = res2[rc[f][core]].sum() / (n - lev)
+    return spec.astype(np.float32), err.astype(np.float32), chi2.astype(np.float32), ncore
+
+
+def model_reference(r0, w, spec, nrow: int):
+    """Reference of the 2-D model: (nrow, ncol) image, sum_f spec[f, x] w[f, x, k] at row
+    r0[f, x] + k (natural orientation; r0 (nfib, ncol), w (nfib, ncol, nwin), spec (nfib, ncol))."""
+    r0 = np.asarray(r0, dtype=np.int64)
+    w = np.asarray(w, dtype=np.float64)
+    spec = np.asarray(spec, dtype=np.float64)
+    nfib, ncol, nwin = w.shape
+    out = np.zeros((nrow, ncol))
+    rows = r0[:, :, None] + np.arange(nwin)[None, None, :]
+    cols = np.broadcast_to(np.arange(ncol)[None, :, None], rows.shape)
+    ok = (rows >= 0) & (rows < nrow)
+    np.add.at(out, (rows[ok], cols[ok]), (spec[:, :, None] * w)[ok])
+    return out.astype(np.float32)

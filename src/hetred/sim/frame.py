@@ -224,3 +224,38 @@ def _central_pixel_fraction() -> float:
         s = spectra.LSF_FWHM / 2.3548200450309493 / 1.97
         _CPF.append(float(erf(0.5 / (np.sqrt(2) * s))))
     return _CPF[0]
+
+
+# ---------------------------------------------------------------------------------- truth helpers
+
+def background_adu(model: AmpModel, ctx: ExposureContext) -> np.ndarray:
+    """The noiseless smooth background of one amp in one exposure, for checking background models.
+
+    It is what :meth:`AmpModel.render` adds to the fiber light before noise: the halo (scattered
+    light, ``optics.halo @ spectra``) times the pixel flat, plus the mean dark current
+    (``dark_rate * darktime``), divided by the true gain. Fiber-profile light, hot pixels, cosmic
+    rays, bias and noise are left out. Returns (1032, 1032) float32 ADU in the RAW (readout)
+    orientation of the trimmed frame. Does not change the model's random streams.
+    """
+    d, o = model.detector, model.optics
+    spec, _ = model.fiber_spectra(ctx)
+    img = np.zeros((opt_mod.NROWS, opt_mod.NCOLS), dtype=np.float32)
+    if spec is not None and o.halo_frac > 0:
+        img += o.halo @ np.ascontiguousarray(spec, dtype=np.float32)
+    img *= model.pixelflat
+    img += np.float32(d.dark_rate * ctx.exposure.darktime)
+    np.maximum(img, 0.0, out=img)
+    img /= np.float32(d.gain_true)
+    return np.ascontiguousarray(ampgeom.deorient(img, model.amp, model.ampname), dtype=np.float32)
+
+
+def night_contexts(seed: int, night_plan, slots, solar: np.ndarray | None = None) -> list[ExposureContext]:
+    """The exposure contexts of a planned night exactly as :func:`hetred.sim.simulate_archive`
+    builds them (science scenes included), in plan order; for truth checks in tests."""
+    from hetred.sim import sky
+
+    scenes = {o.obs: sky.make_shot_scene(seeds.rng(seed, seeds.SCENE, night=night_plan.night, obs=o.obs),
+                                         night_plan.night, o.obs, slots, ra0=o.ra0, dec0=o.dec0)
+              for o in night_plan.shots}
+    return [exposure_context(seed, e, o, scenes.get(o.obs), solar)
+            for o in night_plan.observations for e in o.exposures]

@@ -1,0 +1,163 @@
+"""``hetred bgmodel MONTH``: step 5, the background models (docs/stages/bgmodel.md)."""
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from hetred.cli.common import console, get_config, report_unit, track
+from hetred.errors import HetredError
+from hetred.jobs.units import UnitResult, is_done, read_marker, run_unit
+from hetred.virus.amp import AMPS
+
+KIND_CHOICES = ("sci", "bri", "twi")
+
+EXAMPLES = """
+\b
+Examples:
+  hetred bgmodel 201801                          # every IFU slot, all four amps, sci bri twi
+  hetred bgmodel 201801 --ifuslot 053 --amp LL --kind sci   # one unit: 201801_053_LL_sci
+  hetred bgmodel 201801 --kind twi --ifuslot 53 --ifuslot 74 --dry-run
+  hetred --config hetred.toml bgmodel 201801 --overwrite
+\b
+Kinds (frames kept by their level = central biweight / 25 after overscan
+and master bias): sci = sci frames with 0.2 < level < 3, bri = sci frames
+with 2 < level < 15, twi = twi frames with level > 100. Run hetred bias
+MONTH first: every frame needs its controller's master bias.
+[stages.bgmodel] in the config file sets sci_lo, sci_hi, bri_lo, bri_hi,
+twi_lo, band_mib, tmpdir, qa = false.
+"""
+
+
+def _slot(value: str) -> int:
+    try:
+        slot = int(value)
+    except ValueError:
+        raise HetredError(f"--ifuslot must be a number like 053, got {value!r}") from None
+    if not 0 <= slot <= 999:
+        raise HetredError(f"--ifuslot must be 0-999, got {value!r}")
+    return slot
+
+
+@click.command("bgmodel", epilog=EXAMPLES)
+@click.argument("month")
+@click.option("--ifuslot", "ifuslots", multiple=True, metavar="SLOT",
+              help="IFU slot (repeatable); default: every slot with sci or twi frames in the tarlist.")
+@click.option("--amp", "amps", multiple=True, type=click.Choice(AMPS), help="Amp (repeatable); default: all four.")
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(KIND_CHOICES),
+              help="Model kind (repeatable); default: sci, bri and twi.")
+@click.option("--overwrite", is_flag=True, help="Redo units that are already done.")
+@click.option("--dry-run", is_flag=True, help="List the units and the products they would write; write nothing.")
+@click.pass_context
+def command(ctx: click.Context, month: str, ifuslots: tuple[str, ...], amps: tuple[str, ...],
+            kinds: tuple[str, ...], overwrite: bool, dry_run: bool) -> None:
+    """Build the background models of MONTH (YYYYMM), Karl's step 5.
+
+    One unit per IFU slot, amp and kind: the unit's frames (from the month's tarlist, made
+    first when missing) get overscan and master bias removed and are scaled to level 25; those
+    passing the kind's level cut are combined per pixel with Karl's biweight, and imgetgap's
+    model of the light below, between and above the fiber blocks is made from the combination.
+    Products go to lib_calib/lib_back/MONTH/KIND/ (raw orientation) with a QA plot; finished
+    units are skipped unless --overwrite; a unit with no frame passing its cut fails with one
+    line and the others go on.
+    """
+    from hetred.calib import background as bg
+
+    if len(month) != 6 or not month.isdigit():
+        raise HetredError(f"MONTH must be YYYYMM, got {month!r}")
+    cfg = get_config(ctx)
+    layout = cfg.layout
+    quiet = cfg.verbosity < 0
+    settings = bg.BgSettings.from_config(cfg.stage(bg.STAGE))
+    amp_list = list(dict.fromkeys(amps)) or list(AMPS)
+    kind_list = list(dict.fromkeys(kinds)) or list(KIND_CHOICES)
+
+    if dry_run:
+        tarlist = layout.path("tarlist", month=month)
+        if tarlist.exists():
+            index = bg.index_frames(tarlist.read_text().splitlines())
+        else:
+            from hetred.lists.tarlist import scan_month
+            index = bg.index_frames(scan_month(layout, month))
+            console.print(f"would write the tarlist {tarlist} (not there yet)", highlight=False)
+    else:
+        index = bg.month_index(layout, month)
+    slots = sorted({_slot(s) for s in ifuslots}) or sorted({k[0] for k in index})
+    units = [(s, a, k) for s in slots for a in amp_list for k in kind_list]
+    if not units:
+        raise HetredError(f"no sci or twi frames in the {month} tarlist: nothing to do")
+
+    if dry_run:
+        _dry_run(layout, month, units, index, overwrite, bg, settings)
+        return
+
+    results: list[UnitResult] = []
+    for slot, amp, kind in track(units, f"bgmodel {month}", total=len(units), quiet=quiet):
+        uid = bg.unit_id(month, slot, amp, kind)
+        result = run_unit(layout, bg.STAGE, uid,
+                          lambda s=slot, a=amp, k=kind: bg.run_bgmodel(layout, month, s, a, k, settings),
+                          overwrite=overwrite)
+        if result.status == "skipped":
+            report_unit(result, quiet=quiet)
+        results.append(result)
+    if not quiet:
+        _summary(layout, month, results, bg.STAGE)
+    failed = [r for r in results if r.status == "failed"]
+    for r in failed:
+        click.echo(f"hetred: error: bgmodel {r.unit}: {r.message}", err=True)
+    if failed:
+        ctx.exit(1)
+
+
+def _dry_run(layout, month, units, index, overwrite, bg, settings) -> None:
+    from hetred.errors import RawReadError
+    from hetred.io.raw import open_tar, read_member_header
+
+    specids: dict[int, int | None] = {}
+    for slot, amp, kind in units:
+        uid = bg.unit_id(month, slot, amp, kind)
+        entries = index.get((slot, amp, bg.RAWTYPE[kind]), [])
+        if not entries:
+            click.echo(f"{uid}: no {bg.RAWTYPE[kind]} frames (would fail)")
+            continue
+        done = is_done(layout, bg.STAGE, uid) and not overwrite
+        click.echo(f"{uid}: {len(entries)} {bg.RAWTYPE[kind]} frames, keep {settings.cut_text(kind)}, "
+                   f"{'done (would skip)' if done else 'to do'}")
+        if slot not in specids:
+            e = entries[0]
+            tar = layout.path("raw_tar", night=e.night, obs=e.obs)
+            try:
+                with open_tar(tar) as tf:
+                    specids[slot] = int(read_member_header(tf, tar, e.member)["SPECID"])
+            except (RawReadError, KeyError, ValueError):
+                specids[slot] = None
+        f = dict(month=month, bgkind=kind, ifuslot=slot, amp=amp)
+        for key in ("bgmodel", "bgcombined"):
+            if specids[slot] is None:
+                click.echo(f"  would write {key} of SPECID ?, IFU slot {slot:03d}, amp {amp} "
+                           "(the first frame's header is unreadable)")
+            else:
+                click.echo(f"  would write {layout.path(key, specid=specids[slot], **f)}")
+        click.echo(f"  would write {layout.path('qa', stage=bg.STAGE, name=uid + '.png')}")
+    click.echo("dry run: nothing written (SPECID from the first frame's header)")
+
+
+def _summary(layout, month: str, results, stage: str) -> None:
+    table = Table(title=f"hetred bgmodel {month}")
+    for col, just in (("unit", "left"), ("read", "right"), ("used", "right"), ("levels", "right"),
+                      ("time s", "right"), ("status", "left")):
+        table.add_column(col, justify=just)
+    for r in results:
+        counts = r.outcome.counts if r.outcome is not None else None
+        seconds = r.seconds
+        if counts is None and r.status == "skipped":
+            marker = read_marker(layout, stage, r.unit) or {}
+            counts, seconds = marker.get("counts"), marker.get("seconds", 0.0)
+        read = used = levels = "-"
+        if counts:
+            read, used = str(counts.get("read", "-")), str(counts.get("used", "-"))
+            lv = counts.get("levels")
+            if lv:
+                levels = f"{lv[0]:.3g}-{lv[1]:.3g}"
+        style = {"done": "green", "skipped": "dim", "failed": "red"}[r.status]
+        table.add_row(r.unit, read, used, levels, f"{seconds:.2f}", f"[{style}]{r.status}[/{style}]")
+    console.print(table)

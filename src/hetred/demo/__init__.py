@@ -1,0 +1,8 @@
+"""``hetred demo``: simulate the demo night and reduce it with every stage that exists, then
+compare each product with the simulator's truth.
+
+This package (like :mod:`hetred.sim`) may read the truth tree; reduction code never does.
+"""
+from hetred.demo.runner import DemoResult, run_demo
+
+__all__ = ["DemoResult", "run_demo"]

@@ -1,0 +1,159 @@
+"""The demo's stages and their checks against the truth (one :class:`Check` per table row)."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+
+from hetred.io.raw import read_raw_member
+from hetred.jobs.units import run_unit
+from hetred.layout import format_relative
+from hetred.lists.tarlist import run_tarlist
+
+if TYPE_CHECKING:
+    from hetred.demo.runner import DemoResult
+
+
+@dataclass
+class Check:
+    """One row of the demo table: a product compared with the truth."""
+
+    stage: str
+    name: str
+    value: float
+    tolerance: str
+    passed: bool
+    unit: str = ""
+
+
+def _night_truth(res: DemoResult) -> dict:
+    assert res.summary is not None
+    night = res.summary.nights[0]
+    return json.loads(res.layout.path("truth_night", night=night).read_text())
+
+
+# --- simulate ---------------------------------------------------------------------------------
+def check_simulate(res: DemoResult) -> list[Check]:
+    """Raw frames read back in the real format; overscan equals the truth bias level."""
+    assert res.summary is not None
+    truth = _night_truth(res)
+    night = res.summary.nights[0]
+    worst, n = 0.0, 0
+    for e in truth["exposures"][:3]:
+        for slot in res.summary.ifuslots:
+            for amp in ("LL", "LU", "RL", "RU"):
+                tar = res.layout.path("raw_tar", night=night, obs=e["obs"])
+                name = format_relative("raw_member", obs=e["obs"], exp=e["exp"], stamp=e["stamp"],
+                                       ifuslot=slot, amp=amp, kind=e["kind"])
+                frame = read_raw_member(tar, name)
+                level = truth["amps"][f"{slot:03d}{amp}"]["bias_levels"][e["stamp"]]
+                worst = max(worst, abs(frame.overscan_level() - level))
+                n += 1
+    return [Check("simulate", f"overscan - truth bias level (max over {n} frames)", worst, "<= 0.5 ADU",
+                  worst <= 0.5, "ADU")]
+
+
+# --- tarlist ----------------------------------------------------------------------------------
+def stage_tarlist(res: DemoResult) -> list[str]:
+    lay = res.layout
+    r = run_unit(lay, "tarlist", res.month, lambda: run_tarlist(lay, res.month), overwrite=True)
+    if r.status == "failed":
+        from hetred.errors import HetredError
+
+        raise HetredError(r.message)
+    assert r.outcome is not None
+    return r.outcome.outputs
+
+
+def check_tarlist(res: DemoResult) -> list[Check]:
+    """Every simulated frame is listed once, with its type."""
+    assert res.summary is not None
+    lines = res.layout.path("tarlist", month=res.month).read_text().splitlines()
+    got = Counter(line.rsplit("_", 1)[1].removesuffix(".fits") for line in lines)
+    want = res.summary.members_by_kind
+    bad = sum(abs(got.get(k, 0) - v) for k, v in want.items()) + sum(v for k, v in got.items() if k not in want)
+    return [Check("tarlist", f"frames listed vs simulated ({sum(want.values())} frames)", bad,
+                  "0 missing or extra", bad == 0, "frames")]
+
+
+# --- bias -------------------------------------------------------------------------------------
+def _units(res: DemoResult) -> list[tuple[int, str]]:
+    assert res.summary is not None
+    return [(slot, amp) for slot in res.summary.ifuslots for amp in ("LL", "LU", "RL", "RU")]
+
+
+def _run_units(res: DemoResult, stage: str, unit: Callable[[int, str], str],
+               fn: Callable[[int, str], object]) -> list[str]:
+    from hetred.errors import HetredError
+
+    outputs, failed = [], []
+    for slot, amp in _units(res):
+        r = run_unit(res.layout, stage, unit(slot, amp), lambda: fn(slot, amp), overwrite=True)  # type: ignore[arg-type,return-value]
+        if r.status == "failed":
+            failed.append(r.message)
+        elif r.outcome is not None:
+            outputs.extend(r.outcome.outputs)
+    if failed:
+        raise HetredError(f"{len(failed)} unit(s) failed, first: {failed[0]}")
+    return outputs
+
+
+def stage_bias(res: DemoResult) -> list[str]:
+    from hetred.calib.bias import STAGE, run_bias, unit_id
+
+    return _run_units(res, STAGE, lambda s, a: unit_id(res.month, s, a),
+                      lambda s, a: run_bias(res.layout, res.month, s, a))
+
+
+def check_bias(res: DemoResult) -> list[Check]:
+    """Master bias vs the truth bias structure; traps vs the injected ones."""
+    from astropy.io import fits
+
+    from hetred.stats import biweight_location
+
+    assert res.summary is not None
+    night = res.summary.nights[0]
+    worst, missed, false = 0.0, 0, 0
+    products = res.products.get("bias", [])
+    for slot, amp in _units(res):
+        with fits.open(res.layout.path("truth_amp", night=night, ifuslot=slot, amp=amp)) as t:
+            struct = t["BIAS_STRUCTURE"].data.astype(np.float64)
+            injected = {int(c) for c in t["TRAPS"].data["COL_RAW"]}
+            specid, contid = int(t[0].header["SPECID"]), str(t[0].header["CONTID"])
+        master = fits.getdata(res.layout.path("masterbias", month=res.month, specid=specid,
+                                              contid=contid, amp=amp)).astype(np.float64)
+        truth = struct[:, :1032] - biweight_location(struct[9:1032, 1033:1060].astype(np.float32), axis=None)
+        trap_file = next(p for p in products if f"traps_{specid:03d}_{contid}_{amp}" in p)
+        found = {int(line.split()[0]) - 1 for line in open(trap_file)
+                 if line.strip() and not line.startswith("#")}
+        good = np.ones(master.shape, dtype=bool)
+        good[:, sorted(injected | found)] = False
+        d = (master - truth)[good]
+        worst = max(worst, float(np.sqrt(np.mean((d - d.mean()) ** 2))))
+        missed += len(injected - found)
+        false = max(false, len(found - injected))
+    n = len(_units(res))
+    return [Check("bias", f"masterbias - truth structure, rms (worst of {n} amps)", worst, "<= 0.45 ADU",
+                  worst <= 0.45, "ADU"),
+            Check("bias", "injected charge traps missed", missed, "0", missed == 0, "traps"),
+            Check("bias", "false traps (worst amp)", false, "<= 1", false <= 1, "traps")]
+
+
+STAGES: list[tuple[str, Callable[["DemoResult"], list[str]]]] = [
+    ("tarlist", stage_tarlist),
+    ("bias", stage_bias),
+]
+CHECKS: dict[str, Callable[["DemoResult"], list[Check]]] = {
+    "simulate": check_simulate,
+    "tarlist": check_tarlist,
+    "bias": check_bias,
+}
+
+
+def rms(a: np.ndarray) -> float:
+    """Root mean square of the finite values."""
+    a = np.asarray(a, dtype=float)
+    return float(np.sqrt(np.mean(a[np.isfinite(a)] ** 2)))

@@ -1,0 +1,70 @@
+"""Run the demo: simulate, reduce stage by stage, check against the truth."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from hetred.demo import checks
+from hetred.demo.checks import Check
+from hetred.errors import HetredError
+from hetred.layout import Layout
+from hetred.sim import simulate_archive
+from hetred.sim.archive import SimSummary
+
+
+@dataclass
+class DemoResult:
+    """Everything the demo did: the roots, per-stage timings, the checks and the products."""
+
+    root: Path
+    layout: Layout
+    month: str
+    summary: SimSummary | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    checks: list[Check] = field(default_factory=list)
+    products: dict[str, list[str]] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures and all(c.passed for c in self.checks)
+
+
+#: the stages the demo runs, in the order of the process: (name, function(result) -> products)
+Stage = Callable[[DemoResult], list[str]]
+
+
+def _simulate(res: DemoResult, seed: int) -> list[str]:
+    res.summary = simulate_archive(res.layout, scale="demo", seed=seed, overwrite=True)
+    return [str(p) for p in res.summary.tars]
+
+
+def run_demo(root: Path, seed: int = 0, stages: list[tuple[str, Stage]] | None = None,
+             progress: Callable[[str], None] | None = None) -> DemoResult:
+    """Simulate the demo night under ``root`` (raw/, red/, truth/) and run every stage.
+
+    A stage that raises :class:`HetredError` is recorded as a failure and the demo goes on with
+    the stages that do not need it.
+    """
+    root = Path(root)
+    layout = Layout(root / "raw", root / "red", root / "truth")
+    res = DemoResult(root=root, layout=layout, month="")
+    plan = [("simulate", lambda r: _simulate(r, seed))] + (stages if stages is not None else checks.STAGES)
+    for name, fn in plan:
+        if progress is not None:
+            progress(name)
+        t0 = time.perf_counter()
+        try:
+            res.products[name] = fn(res)
+        except HetredError as err:
+            res.failures.append(f"{name}: {err}")
+            res.seconds[name] = time.perf_counter() - t0
+            continue
+        res.seconds[name] = time.perf_counter() - t0
+        if name == "simulate":
+            assert res.summary is not None
+            res.month = res.summary.nights[0][:6]
+        res.checks.extend(checks.CHECKS.get(name, lambda r: [])(res))
+    return res
