@@ -360,3 +360,49 @@ def model_reference(r0, w, spec, nrow: int):
     ok = (rows >= 0) & (rows < nrow)
     np.add.at(out, (rows[ok], cols[ok]), (spec[:, :, None] * w)[ok])
     return out.astype(np.float32)
+
+
+def profile_weights_reference(values, knot_columns, node0: float, step: float, trace, half: int = 7,
+                              derivative: bool = False):
+    """Reference of :func:`hetred._ext.extract.profile_weights` (float64 NumPy).
+
+    values: (nfib, nknot, nnode) node values on node0 + i*step; knot_columns: (nknot,) increasing;
+    trace: (nfib, ncol).  Window rows r0 = floor(trace + 0.5) - half .. r0 + 2*half; the curve is
+    the Catmull-Rom cubic through the nodes (zero outside the grid), linear in column between
+    knots, clipped at 0 and normalised to unit sum over the window.  Returns (r0, w) or
+    (r0, w, dw/dtrace).
+    """
+    tr = np.asarray(trace, dtype=np.float64)
+    v = np.asarray(values, dtype=np.float64)
+    nfib, ncol = tr.shape
+    nkn, nn = v.shape[1], v.shape[2]
+    nwin = 2 * half + 1
+    r0 = (np.floor(tr + 0.5) - half).astype(np.int32)
+    d = r0[:, :, None] + np.arange(nwin)[None, None, :] - tr[:, :, None]
+    u = (d - node0) / step
+    inside = (u >= 0) & (u <= nn - 1)
+    i = np.minimum(np.floor(np.clip(u, 0, nn - 1)).astype(np.int64), nn - 2)
+    t = u - i
+    kc = np.asarray(knot_columns, dtype=np.float64)
+    cols = np.arange(ncol, dtype=np.float64)
+    j = np.clip(np.searchsorted(kc, cols) - 1, 0, nkn - 2)
+    fc = np.clip((cols - kc[j]) / (kc[j + 1] - kc[j]), 0.0, 1.0)[None, :, None]
+    flat = np.pad(v, ((0, 0), (0, 0), (2, 2))).reshape(-1)
+    base = ((np.arange(nfib)[:, None] * nkn + j[None, :]) * (nn + 4))[:, :, None] + i
+    val = np.zeros(d.shape)
+    der = np.zeros(d.shape)
+    for shift, wt in ((0, 1.0 - fc), (nn + 4, fc)):
+        p0, p1, p2, p3 = (flat[base + shift + m] for m in (1, 2, 3, 4))
+        a, b = 2 * p0 - 5 * p1 + 4 * p2 - p3, -p0 + 3 * p1 - 3 * p2 + p3
+        val += wt * 0.5 * (2 * p1 + (p2 - p0) * t + a * t * t + b * t * t * t)
+        der += wt * 0.5 * ((p2 - p0) + 2 * a * t + 3 * b * t * t)
+    pos = inside & (val > 0)
+    p = np.where(pos, val, 0.0)
+    dp = np.where(pos, der, 0.0) / step
+    s = p.sum(axis=2, keepdims=True)
+    s[s <= 0] = 1.0
+    w = (p / s).astype(np.float32)
+    if not derivative:
+        return r0, w
+    dw = ((-dp + p * dp.sum(axis=2, keepdims=True) / s) / s).astype(np.float32)
+    return r0, w, dw
