@@ -1,0 +1,118 @@
+"""``hetred twical MONTH``: step 6, the twilight calibration library (docs/stages/twical.md)."""
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from hetred.cli.common import console, get_config, report_unit, track
+from hetred.errors import HetredError
+from hetred.jobs.units import is_done, run_unit
+
+EXAMPLES = """
+\b
+Examples:
+  hetred twical 201801                              # reduce, combine, a2a and QA for every IFU
+  hetred twical 201801 --ifuslot 053 --step reduce  # only the per-exposure reductions of one IFU
+  hetred twical 201801 --step combine --overwrite   # redo the monthly libraries
+  hetred twical 201801 --solar sun_use.dat --jobs 4 # twilight zero point from the solar template
+  hetred twical 201801 --dry-run                    # list the units, write nothing
+"""
+
+
+def _reduce_job(layout, month, expo, solar, overwrite):
+    from hetred.calib.twical import STAGE_REDUCE, run_reduce
+    return run_unit(layout, STAGE_REDUCE, expo.unit, lambda: run_reduce(layout, month, expo, solar),
+                    overwrite=overwrite)
+
+
+@click.command("twical", epilog=EXAMPLES)
+@click.argument("month")
+@click.option("--ifuslot", "ifuslots", multiple=True, metavar="SLOT", help="IFU slot (repeatable).")
+@click.option("--step", type=click.Choice(("reduce", "combine", "a2a", "all")), default="all",
+              show_default=True, help="Which step to run.")
+@click.option("--solar", type=click.Path(dir_okay=False, exists=True),
+              help="Solar template (two columns: Å, flux) for the twilight wavelength zero point.")
+@click.option("--solar-fwhm", type=float, default=5.5, show_default=True,
+              help="Resolution (Å FWHM) of the solar template.")
+@click.option("--jobs", "-j", type=int, default=1, show_default=True, help="Parallel reduce units.")
+@click.option("--overwrite", is_flag=True, help="Redo units that are already done.")
+@click.option("--dry-run", is_flag=True, help="List the units; write nothing.")
+@click.pass_context
+def command(ctx, month, ifuslots, step, solar, solar_fwhm, jobs, overwrite, dry_run) -> None:
+    """Twilight calibration of MONTH (YYYYMM): traces, profile, wavelength, fiber-to-fiber per
+    twilight exposure and amp (reduce), their monthly biweight per amp (combine -> lib_calib/MONTH),
+    and the amp-to-amp normalisation over the field (a2a) with a QA PNG per IFU."""
+    from hetred.calib import twical as TW
+
+    if len(month) != 6 or not month.isdigit():
+        raise HetredError(f"MONTH must be YYYYMM, got {month!r}")
+    cfg = get_config(ctx)
+    layout, quiet = cfg.layout, cfg.verbosity < 0
+    try:
+        slots = sorted({int(s) for s in ifuslots})
+    except ValueError:
+        raise HetredError("--ifuslot must be a number like 053") from None
+    expos = [e for e in TW.month_exposures(layout, month) if not slots or e.twi.ifuslot in slots]
+    if not expos:
+        raise HetredError(f"no twilight exposures in the {month} tarlist: nothing to do")
+    amps = sorted({(e.twi.ifuslot, e.twi.amp) for e in expos})
+    template = None
+    if solar and not dry_run:
+        from hetred.calib.solar_shift import load_solar_template
+        template = load_solar_template(solar, fwhm=solar_fwhm)
+    if dry_run:
+        for e in expos if step in ("reduce", "all") else []:
+            st = "done (would skip)" if is_done(layout, TW.STAGE_REDUCE, e.unit) and not overwrite else "to do"
+            click.echo(f"reduce {e.unit}: {len(e.arcs)} arcs, {st}")
+        for s, a in amps if step in ("combine", "all") else []:
+            click.echo(f"combine {TW.unit_combine(month, s, a)} -> lib_calib/{month}/cal_*_{s:03d}_*_{a}.fits")
+        if step in ("a2a", "all"):
+            click.echo(f"a2a {month} -> {layout.path('amp_to_amp', month=month)}")
+        click.echo("dry run: nothing written")
+        return
+    results = []
+    if step in ("reduce", "all"):
+        if jobs > 1:
+            from concurrent.futures import ProcessPoolExecutor
+            with ProcessPoolExecutor(jobs) as pool:
+                futs = [pool.submit(_reduce_job, layout, month, e, template, overwrite) for e in expos]
+                for f in track(futs, f"twical reduce {month}", total=len(futs), quiet=quiet):
+                    results.append(f.result())
+        else:
+            for e in track(expos, f"twical reduce {month}", total=len(expos), quiet=quiet):
+                results.append(_reduce_job(layout, month, e, template, overwrite))
+    if step in ("combine", "all"):
+        for s, a in track(amps, f"twical combine {month}", total=len(amps), quiet=quiet):
+            results.append(run_unit(layout, TW.STAGE_COMBINE, TW.unit_combine(month, s, a),
+                                    lambda s=s, a=a: TW.run_combine(layout, month, s, a), overwrite=overwrite))
+    if step in ("a2a", "all"):
+        from hetred.calib.amp_to_amp import run_a2a
+        from hetred.calib.twical_qa import write_qa
+        uid = month if not slots else f"{month}_" + "_".join(f"{s:03d}" for s in slots)
+        r = run_unit(layout, TW.STAGE_A2A, uid, lambda: run_a2a(layout, month, slots or None),
+                     overwrite=overwrite or step == "all")
+        results.append(r)
+        for s in sorted({s for s, _ in amps}):
+            write_qa(layout, month, s)
+    for r in results:
+        if r.status != "done":
+            report_unit(r, quiet=quiet)
+    if not quiet:
+        table = Table(title=f"hetred twical {month}")
+        for col in ("stage", "unit", "time s", "notes", "status"):
+            table.add_column(col)
+        for r in results:
+            c = r.outcome.counts if r.outcome else {}
+            note = ""
+            if "dead_fibers" in c:
+                note = f"dead {c['dead_fibers']}"
+            if "a2a" in c:
+                note = " ".join(f"{k}:{v:.4f}" for k, v in c["a2a"].items())
+            style = {"done": "green", "skipped": "dim", "failed": "red"}[r.status]
+            table.add_row(r.stage, r.unit, f"{r.seconds:.1f}", note, f"[{style}]{r.status}[/{style}]")
+        console.print(table)
+    failed = [r for r in results if r.status == "failed"]
+    for r in failed:
+        click.echo(f"hetred: error: {r.stage} {r.unit}: {r.message}", err=True)
+    if failed:
+        ctx.exit(1)
