@@ -1,0 +1,108 @@
+"""``hetred flat SPECID``: pixel flats and the bad-pixel mask (docs/stages/flat.md)."""
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from hetred.cli.common import console, get_config, report_unit, track
+from hetred.errors import HetredError
+from hetred.jobs.units import UnitResult, is_done, read_marker, run_unit
+from hetred.virus.amp import AMPS
+
+EXAMPLES = """
+\b
+Examples:
+  hetred flat 320 --night 20180110                  # camera 320, all four amps
+  hetred flat 409 --night 20210122 --min-level 7000 # as rsetflat 409 016 20210122 7000
+  hetred flat 409 --ifuslot 016 --month 202101 --amp LL --overwrite
+  hetred flat 320 --month 201801 --dry-run
+\b
+[stages.flat] in the config file sets min_level, kinds ("flt,twi"), rcut, smooth_cols,
+band_mib, tmpdir, mask_nsigma, mask_min_dev, mask_pad, qa = false.
+"""
+
+
+@click.command("flat", epilog=EXAMPLES)
+@click.argument("specid", type=int)
+@click.option("--ifuslot", "ifuslots", multiple=True, type=int, metavar="SLOT",
+              help="Only frames of this IFU slot (repeatable).")
+@click.option("--night", "nights", multiple=True, metavar="YYYYMMDD", help="Night (repeatable).")
+@click.option("--month", metavar="YYYYMM", help="Every night of the month in the raw archive.")
+@click.option("--amp", "amps", multiple=True, type=click.Choice(AMPS), help="Amp (repeatable); default all four.")
+@click.option("--min-level", type=float, default=None,
+              help="Drop frames whose median (ADU, overscan removed) is below this (rsetflat: 7000).")
+@click.option("--overwrite", is_flag=True, help="Redo units that are already done.")
+@click.option("--dry-run", is_flag=True, help="List the units, their frames and products; write nothing.")
+@click.pass_context
+def command(ctx: click.Context, specid: int, ifuslots: tuple[int, ...], nights: tuple[str, ...],
+            month: str | None, amps: tuple[str, ...], min_level: float | None, overwrite: bool,
+            dry_run: bool) -> None:
+    """Build the pixel flats of camera SPECID from its lamp flats and twilights.
+
+    One unit per amp (cam{SPECID}_{amp}): every flt/twi frame of the nights is reduced, traced,
+    extracted and divided by its fiber model (1 beyond 3.5 px of a trace), and the frames are
+    combined with Karl's biweight per pixel. Writes lib_calib/lib_pflat/pixelflat_cam*_*.fits
+    (oriented) and then rebuilds lib_calib/lib_pflat/pix_mask.tab from every flat's mask boxes.
+    """
+    from dataclasses import replace
+
+    from hetred.calib import pixelflat as P
+
+    cfg = get_config(ctx)
+    layout = cfg.layout
+    quiet = cfg.verbosity < 0
+    s = P.FlatSettings.from_config(cfg.stage("flat"))
+    if min_level is not None:
+        s = replace(s, min_level=min_level)
+    night_list = list(dict.fromkeys(nights))
+    if month:
+        if len(month) != 6 or not month.isdigit():
+            raise HetredError(f"--month must be YYYYMM, got {month!r}")
+        night_list += [n for n in layout.nights_of_month(month) if n not in night_list]
+    for n in night_list:
+        if len(n) != 8 or not n.isdigit():
+            raise HetredError(f"--night must be YYYYMMDD, got {n!r}")
+    if not night_list:
+        raise HetredError("give --night or --month (no nights found)")
+    amp_list = list(dict.fromkeys(amps)) or list(AMPS)
+    frames = P.find_frames(layout, night_list, specid, list(ifuslots) or None, s.kind_list)
+    if not frames:
+        raise HetredError(f"no {'/'.join(s.kind_list)} frames of camera {specid:03d} in "
+                          f"{', '.join(night_list)}")
+    if dry_run:
+        for amp in amp_list:
+            uid = P.unit_id(specid, amp)
+            mine = [f for f in frames if f.amp == amp]
+            state = "done (would skip)" if is_done(layout, P.STAGE, uid) and not overwrite else "to do"
+            click.echo(f"{uid}: {len(mine)} frames, {state}")
+            click.echo(f"  would write {layout.path('pixelflat', specid=specid, amp=amp)}")
+            click.echo(f"  would write {layout.path('qa', stage=P.STAGE, name=uid + '.png')}")
+        click.echo(f"  would write {layout.path('pixmask')}")
+        click.echo("dry run: nothing written")
+        return
+    results: list[UnitResult] = []
+    for amp in track(amp_list, f"flat cam{specid:03d}", total=len(amp_list), quiet=quiet):
+        r = run_unit(layout, P.STAGE, P.unit_id(specid, amp),
+                     lambda a=amp: P.run_pixelflat(layout, specid, a, frames, s), overwrite=overwrite)
+        if r.status != "done":
+            report_unit(r, quiet=quiet)
+        results.append(r)
+    path, nbox = P.write_pixmask_table(layout)
+    if not quiet:
+        table = Table(title=f"hetred flat {specid:03d}")
+        for col in ("unit", "frames", "dropped", "boxes", "time s", "status"):
+            table.add_column(col)
+        for r in results:
+            counts = r.outcome.counts if r.outcome else (read_marker(layout, P.STAGE, r.unit) or {}).get("counts")
+            c = counts or {}
+            drop = c.get("dropped", {})
+            style = {"done": "green", "skipped": "dim", "failed": "red"}[r.status]
+            table.add_row(r.unit, str(c.get("used", "-")), str(sum(drop.values())) if drop else "0",
+                          str(c.get("nboxes", "-")), f"{r.seconds:.1f}", f"[{style}]{r.status}[/{style}]")
+        console.print(table)
+        console.print(f"{path}: {nbox} boxes", highlight=False)
+    failed = [r for r in results if r.status == "failed"]
+    for r in failed:
+        click.echo(f"hetred: error: flat {r.unit}: {r.message}", err=True)
+    if failed:
+        ctx.exit(1)
