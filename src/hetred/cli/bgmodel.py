@@ -1,6 +1,8 @@
 """``hetred bgmodel MONTH``: step 5, the background models (docs/stages/bgmodel.md)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import click
 from rich.table import Table
 
@@ -17,14 +19,19 @@ Examples:
   hetred bgmodel 201801                          # every IFU slot, all four amps, sci bri twi
   hetred bgmodel 201801 --ifuslot 053 --amp LL --kind sci   # one unit: 201801_053_LL_sci
   hetred bgmodel 201801 --kind twi --ifuslot 53 --ifuslot 74 --dry-run
+  hetred bgmodel 201801 --method karl            # Karl's imgetgap instead of the model
   hetred --config hetred.toml bgmodel 201801 --overwrite
 \b
 Kinds (frames kept by their level = central biweight / 25 after overscan
 and master bias): sci = sci frames with 0.2 < level < 3, bri = sci frames
 with 2 < level < 15, twi = twi frames with level > 100. Run hetred bias
 MONTH first: every frame needs its controller's master bias.
+Methods: model (default) = dark + a fitted fraction of the fiber light
+spread along the rows with a 1/distance kernel; karl = Karl's imgetgap.
+A unit done with the other method is redone.
 [stages.bgmodel] in the config file sets sci_lo, sci_hi, bri_lo, bri_hi,
-twi_lo, band_mib, tmpdir, qa = false.
+twi_lo, band_mib, tmpdir, qa = false, method, kernel_core, kernel_power,
+kernel_extent.
 """
 
 
@@ -45,17 +52,22 @@ def _slot(value: str) -> int:
 @click.option("--amp", "amps", multiple=True, type=click.Choice(AMPS), help="Amp (repeatable); default: all four.")
 @click.option("--kind", "kinds", multiple=True, type=click.Choice(KIND_CHOICES),
               help="Model kind (repeatable); default: sci, bri and twi.")
+@click.option("--method", type=click.Choice(("model", "karl")), default=None,
+              help="Background method: model (scattered light + dark) or karl (imgetgap); "
+                   "default: [stages.bgmodel] method, else model.")
 @click.option("--overwrite", is_flag=True, help="Redo units that are already done.")
 @click.option("--dry-run", is_flag=True, help="List the units and the products they would write; write nothing.")
 @click.pass_context
 def command(ctx: click.Context, month: str, ifuslots: tuple[str, ...], amps: tuple[str, ...],
-            kinds: tuple[str, ...], overwrite: bool, dry_run: bool) -> None:
+            kinds: tuple[str, ...], method: str | None, overwrite: bool, dry_run: bool) -> None:
     """Build the background models of MONTH (YYYYMM), Karl's step 5.
 
     One unit per IFU slot, amp and kind: the unit's frames (from the month's tarlist, made
     first when missing) get overscan and master bias removed and are scaled to level 25; those
-    passing the kind's level cut are combined per pixel with Karl's biweight, and imgetgap's
-    model of the light below, between and above the fiber blocks is made from the combination.
+    passing the kind's level cut are combined per pixel with Karl's biweight, and the model is
+    made from the combination: dark + the fiber light's scattered halo (--method model, the
+    default) or Karl's imgetgap nodes below, between and above the fiber blocks (--method karl);
+    a unit done with the other method is redone.
     Products go to lib_calib/lib_back/MONTH/KIND/ (raw orientation) with a QA plot; finished
     units are skipped unless --overwrite; a unit with no frame passing its cut fails with one
     line and the others go on.
@@ -68,6 +80,8 @@ def command(ctx: click.Context, month: str, ifuslots: tuple[str, ...], amps: tup
     layout = cfg.layout
     quiet = cfg.verbosity < 0
     settings = bg.BgSettings.from_config(cfg.stage(bg.STAGE))
+    if method is not None:
+        settings = replace(settings, method=method)
     amp_list = list(dict.fromkeys(amps)) or list(AMPS)
     kind_list = list(dict.fromkeys(kinds)) or list(KIND_CHOICES)
 
@@ -93,9 +107,10 @@ def command(ctx: click.Context, month: str, ifuslots: tuple[str, ...], amps: tup
     results: list[UnitResult] = []
     for slot, amp, kind in track(units, f"bgmodel {month}", total=len(units), quiet=quiet):
         uid = bg.unit_id(month, slot, amp, kind)
+        redo = overwrite or _other_method(layout, bg.STAGE, uid, settings.method, quiet)
         result = run_unit(layout, bg.STAGE, uid,
                           lambda s=slot, a=amp, k=kind: bg.run_bgmodel(layout, month, s, a, k, settings),
-                          overwrite=overwrite)
+                          overwrite=redo)
         if result.status == "skipped":
             report_unit(result, quiet=quiet)
         results.append(result)
@@ -106,6 +121,23 @@ def command(ctx: click.Context, month: str, ifuslots: tuple[str, ...], amps: tup
         click.echo(f"hetred: error: bgmodel {r.unit}: {r.message}", err=True)
     if failed:
         ctx.exit(1)
+
+
+def _marker_method(layout, stage: str, uid: str) -> str | None:
+    """The method of a done unit (markers without one are from Karl's method, the only one then)."""
+    if not is_done(layout, stage, uid):
+        return None
+    counts = (read_marker(layout, stage, uid) or {}).get("counts") or {}
+    return counts.get("method", "karl")
+
+
+def _other_method(layout, stage: str, uid: str, method: str, quiet: bool) -> bool:
+    done = _marker_method(layout, stage, uid)
+    if done is None or done == method:
+        return False
+    if not quiet:
+        console.print(f"{uid}: done with method {done}, redoing with {method}", highlight=False)
+    return True
 
 
 def _dry_run(layout, month, units, index, overwrite, bg, settings) -> None:
@@ -119,9 +151,11 @@ def _dry_run(layout, month, units, index, overwrite, bg, settings) -> None:
         if not entries:
             click.echo(f"{uid}: no {bg.RAWTYPE[kind]} frames (would fail)")
             continue
-        done = is_done(layout, bg.STAGE, uid) and not overwrite
+        done = _marker_method(layout, bg.STAGE, uid)
+        state = ("to do" if done is None or overwrite else "done (would skip)" if done == settings.method
+                 else f"done with method {done} (would redo)")
         click.echo(f"{uid}: {len(entries)} {bg.RAWTYPE[kind]} frames, keep {settings.cut_text(kind)}, "
-                   f"{'done (would skip)' if done else 'to do'}")
+                   f"method {settings.method}, {state}")
         if slot not in specids:
             e = entries[0]
             tar = layout.path("raw_tar", night=e.night, obs=e.obs)
