@@ -10,7 +10,6 @@ a time, Karl's 1-based rows, scalar biweights) so that the vectorised
 from __future__ import annotations
 
 import json
-import warnings
 
 import numpy as np
 import pytest
@@ -543,68 +542,14 @@ def test_month_runs_and_bri_fails_with_one_line(month):
     assert all(f["level"] <= 100 for f in twi["frames"] if f["verdict"] == "outside_cut")
 
 
-def _truth_combined(lay, amp, kind, counts, cache):
-    """Biweight over the unit's kept frames of the simulator's background (halo x pixel flat +
-    dark, ADU, raw orientation) divided by each frame's measured level, as the stage scales."""
-    from hetred.sim import almanac, plan_archive
-    from hetred.sim.frame import AmpModel, background_adu, night_contexts
-
-    if "plan" not in cache:
-        plan = plan_archive(nights=NIGHTS, ifuslots=[SLOT], frames=counts, seed=SEED)
-        cache["plan"] = plan
-        cache["ctx"] = {c.exposure.stamp: (n.night, c) for n in plan.nights
-                        for c in night_contexts(plan.seed, n, plan.slots)}
-    plan = cache["plan"]
-    frames = []
-    for f in _marker(lay, amp, kind)["counts"]["frames"]:
-        if f["verdict"] != "used":
-            continue
-        night, ctx = cache["ctx"][f["member"].rsplit("/", 1)[1].split("_")[0]]
-        key = (night, amp)
-        if key not in cache:
-            cache[key] = AmpModel(plan.seed, night, plan.slots[0], amp, almanac.night_start(night))
-        frames.append(background_adu(cache[key], ctx) / F32(f["level"]))
-    return biweight(np.asarray(frames, F32), axis=0)[0]
-
-
-def _regions(g, nrow=1032):
-    """Per column, Karl's regions (1-based rows): below the first fiber (his node-1 rows), the
-    two 9-row gap windows, above the last fiber, and the three fiber blocks between them."""
-    r = np.arange(1, nrow + 1)[:, None]
-    return {
-        "below": (r >= np.where(g.ixl >= 11, 6, 1)) & (r <= g.ixl),
-        "gap1": np.abs(r - g.ixm1) <= 4, "gap2": np.abs(r - g.ixm2) <= 4, "above": r >= g.ixu,
-        "block1": (r > g.ixl) & (r < g.ixm1 - 4), "block2": (r > g.ixm1 + 4) & (r < g.ixm2 - 4),
-        "block3": (r > g.ixm2 + 4) & (r < g.ixu),
-    }
-
-
-def _recovery(model, truth, g, tol_floor, nbin=16):
-    """Per region: model and truth averaged over the region's rows in each column, medians over
-    bins of ``nbin`` columns (robust to single bad columns); relative errors of the bins and the
-    fraction of bins within max(10 %, tol_floor)."""
-    out = {}
-    ncol = model.shape[1] // nbin * nbin
-    for name, mask in _regions(g).items():
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)        # all-NaN columns and bins
-            t = np.nanmean(np.where(mask, truth, np.nan), axis=0)[:ncol].reshape(-1, nbin)
-            m = np.nanmean(np.where(mask, model, np.nan), axis=0)[:ncol].reshape(-1, nbin)
-            t, m = np.nanmedian(t, axis=1), np.nanmedian(m, axis=1)
-        ok = np.isfinite(t) & np.isfinite(m)
-        t, m = t[ok], m[ok]
-        rel = (m - t) / t
-        within = np.abs(m - t) <= np.maximum(0.1 * np.abs(t), tol_floor)
-        out[name] = {"truth": float(np.median(t)), "median_rel": float(np.median(rel)),
-                     "max_abs_rel": float(np.max(np.abs(rel))), "within": float(within.mean()),
-                     "bins": int(t.size)}
-    return out
-
-
 @pytest.fixture(scope="module")
 def recovery(month):
+    from hetred.sim import plan_archive
+    from hetred.sim.bgtruth import BackgroundTruth
+    from hetred.sim.bgtruth import recovery as _recovery
+
     lay = month["layout"]
-    cache: dict = {}
+    bgt = BackgroundTruth(plan_archive(nights=NIGHTS, ifuslots=[SLOT], frames=month["counts"], seed=SEED))
     night = json.loads(lay.path("truth_night", night=NIGHTS[:8]).read_text())
     table = {}
     for amp in AMPS:
@@ -614,7 +559,7 @@ def recovery(month):
             model_p, cmb_p = _products(lay, amp, kind, counts["specid"])
             model, cmb = fits.getdata(model_p).astype(F32), fits.getdata(cmb_p).astype(F32)
             karl, g = ig.background_model(cmb)
-            truth = _truth_combined(lay, amp, kind, month["counts"], cache)
+            truth = bgt.combined(SLOT, amp, counts["frames"])
             level = float(np.median([f["level"] for f in counts["frames"] if f["verdict"] == "used"]))
             one_e = 1.0 / gain / level               # 1 e- in ADU at level 25
             table[(amp, kind)] = {"one_e": one_e, "model": _recovery(model, truth, g, one_e),

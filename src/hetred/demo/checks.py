@@ -142,14 +142,70 @@ def check_bias(res: DemoResult) -> list[Check]:
             Check("bias", "false traps (worst amp)", false, "<= 1", false <= 1, "traps")]
 
 
+# --- bgmodel ----------------------------------------------------------------------------------
+BG_KINDS = ("sci", "twi")      #: the demo sky never reaches the bri cut (2 < level < 15)
+
+
+def stage_bgmodel(res: DemoResult) -> list[str]:
+    from hetred.calib.background import STAGE, run_bgmodel, unit_id
+
+    out = []
+    for kind in BG_KINDS:
+        out += _run_units(res, STAGE, lambda s, a: unit_id(res.month, s, a, kind),
+                          lambda s, a: run_bgmodel(res.layout, res.month, s, a, kind))
+    return out
+
+
+def check_bgmodel(res: DemoResult) -> list[Check]:
+    """Background models vs the simulator's halo + dark, in the gaps and the fiber blocks."""
+    from astropy.io import fits
+
+    from hetred.calib.background import unit_id
+    from hetred.calib.imgetgap import background_model
+    from hetred.jobs.units import read_marker
+    from hetred.sim import plan_archive
+    from hetred.sim.bgtruth import BackgroundTruth, recovery
+
+    assert res.summary is not None
+    truth = _night_truth(res)
+    bgt = BackgroundTruth(plan_archive(scale="demo", seed=res.summary.seed))
+    rows = []
+    for kind in BG_KINDS:
+        worst, n_bins, n_ok = 0.0, 0, 0
+        for slot, amp in _units(res):
+            marker = read_marker(res.layout, "bgmodel", unit_id(res.month, slot, amp, kind))
+            assert marker is not None
+            counts = marker["counts"]
+            f = dict(month=res.month, bgkind=kind, specid=counts["specid"], ifuslot=slot, amp=amp)
+            model = fits.getdata(res.layout.path("bgmodel", **f)).astype(np.float32)
+            combined = fits.getdata(res.layout.path("bgcombined", **f)).astype(np.float32)
+            _, gaps = background_model(combined)            # Karl's fiber edges and gap rows
+            level = float(np.median([x["level"] for x in counts["frames"] if x["verdict"] == "used"]))
+            one_e = 1.0 / truth["amps"][f"{slot:03d}{amp}"]["gain_true"] / level
+            rec = recovery(model, bgt.combined(slot, amp, counts["frames"]), gaps, one_e)
+            for r in rec.values():
+                worst = max(worst, r["max_abs_rel"] if kind == "twi" else 0.0)
+                n_bins += r["bins"]
+                n_ok += round(r["within"] * r["bins"])
+        frac = n_ok / max(1, n_bins)
+        rows.append(Check("bgmodel", f"{kind}: column bins within max(10%, 1 e-) of truth, gaps and blocks",
+                          frac, "= 1", frac == 1.0, ""))
+        if kind == "twi":
+            rows.append(Check("bgmodel", "twi: worst relative error of a region bin", worst, "<= 0.10",
+                              worst <= 0.10, ""))
+    return rows
+
+
 STAGES: list[tuple[str, Callable[["DemoResult"], list[str]]]] = [
     ("tarlist", stage_tarlist),
     ("bias", stage_bias),
+    ("bgmodel", stage_bgmodel),
 ]
 CHECKS: dict[str, Callable[["DemoResult"], list[Check]]] = {
     "simulate": check_simulate,
     "tarlist": check_tarlist,
     "bias": check_bias,
+    "bgmodel": check_bgmodel,
 }
 
 
