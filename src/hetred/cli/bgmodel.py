@@ -6,7 +6,7 @@ from dataclasses import replace
 import click
 from rich.table import Table
 
-from hetred.cli.common import console, get_config, report_unit, track
+from hetred.cli.common import check_month, console, get_config, parse_slot, report_unit, track
 from hetred.errors import HetredError
 from hetred.jobs.units import UnitResult, is_done, read_marker, run_unit
 from hetred.virus.amp import AMPS
@@ -33,16 +33,6 @@ A unit done with the other method is redone.
 twi_lo, band_mib, tmpdir, qa = false, method, kernel_core, kernel_power,
 kernel_extent.
 """
-
-
-def _slot(value: str) -> int:
-    try:
-        slot = int(value)
-    except ValueError:
-        raise HetredError(f"--ifuslot must be a number like 053, got {value!r}") from None
-    if not 0 <= slot <= 999:
-        raise HetredError(f"--ifuslot must be 0-999, got {value!r}")
-    return slot
 
 
 @click.command("bgmodel", epilog=EXAMPLES)
@@ -74,8 +64,7 @@ def command(ctx: click.Context, month: str, ifuslots: tuple[str, ...], amps: tup
     """
     from hetred.calib import background as bg
 
-    if len(month) != 6 or not month.isdigit():
-        raise HetredError(f"MONTH must be YYYYMM, got {month!r}")
+    check_month(month)
     cfg = get_config(ctx)
     layout = cfg.layout
     quiet = cfg.verbosity < 0
@@ -95,7 +84,7 @@ def command(ctx: click.Context, month: str, ifuslots: tuple[str, ...], amps: tup
             console.print(f"would write the tarlist {tarlist} (not there yet)", highlight=False)
     else:
         index = bg.month_index(layout, month)
-    slots = sorted({_slot(s) for s in ifuslots}) or sorted({k[0] for k in index})
+    slots = sorted({parse_slot(s) for s in ifuslots}) or sorted({k[0] for k in index})
     units = [(s, a, k) for s in slots for a in amp_list for k in kind_list]
     if not units:
         raise HetredError(f"no sci or twi frames in the {month} tarlist: nothing to do")

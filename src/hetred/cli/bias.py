@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from hetred.cli.common import console, get_config, report_unit, track
+from hetred.cli.common import check_month, console, get_config, parse_slot, report_unit, track
 from hetred.errors import HetredError, RawReadError
 from hetred.jobs.units import UnitResult, read_marker, run_unit
 from hetred.virus.amp import AMPS
@@ -21,16 +21,6 @@ Examples:
 scale_lo < central biweight scale < scale_hi ADU, default 2 and 10), trap_sigma,
 trap_min_hits, band_mib, tmpdir, qa = false, ...
 """
-
-
-def _slot(value: str) -> int:
-    try:
-        slot = int(value)
-    except ValueError:
-        raise HetredError(f"--ifuslot must be a number like 053, got {value!r}") from None
-    if not 0 <= slot <= 999:
-        raise HetredError(f"--ifuslot must be 0-999, got {value!r}")
-    return slot
 
 
 @click.command("bias", epilog=EXAMPLES)
@@ -55,8 +45,7 @@ def command(ctx: click.Context, month: str, ifuslots: tuple[str, ...], amps: tup
     from hetred.calib import bias_io
     from hetred.calib.bias import STAGE, BiasSettings, run_bias, unit_id
 
-    if len(month) != 6 or not month.isdigit():
-        raise HetredError(f"MONTH must be YYYYMM, got {month!r}")
+    check_month(month)
     cfg = get_config(ctx)
     layout = cfg.layout
     quiet = cfg.verbosity < 0
@@ -74,7 +63,7 @@ def command(ctx: click.Context, month: str, ifuslots: tuple[str, ...], amps: tup
     else:
         bias_io.ensure_tarlist(layout, month)
         index = {k: bias_io.zro_entries(layout, month, *k) for k in bias_io.zro_units(layout, month)}
-    slots = sorted({_slot(s) for s in ifuslots}) or sorted({k[0] for k in index})
+    slots = sorted({parse_slot(s) for s in ifuslots}) or sorted({k[0] for k in index})
     units = [(s, a) for s in slots for a in amp_list]
     if not units:
         raise HetredError(f"no zro frames in the {month} tarlist: nothing to do")

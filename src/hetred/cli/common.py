@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hetred.config import Config
+from hetred.errors import HetredError
 from hetred.jobs.units import UnitResult
 
 T = TypeVar("T")
@@ -43,3 +44,21 @@ def report_unit(result: UnitResult, quiet: bool = False) -> None:
     elif result.status == "failed":
         err_console.print(f"[red]{result.stage} {result.unit} failed:[/red] {result.message}",
                           highlight=False)
+
+
+def check_month(month: str) -> str:
+    """MONTH as YYYYMM, or a one-line error."""
+    if len(month) != 6 or not month.isdigit():
+        raise HetredError(f"MONTH must be YYYYMM, got {month!r}")
+    return month
+
+
+def parse_slot(value: str) -> int:
+    """An --ifuslot value ('053' or '53') as an int 0-999, or a one-line error."""
+    try:
+        slot = int(value)
+    except ValueError:
+        raise HetredError(f"--ifuslot must be a number like 053, got {value!r}") from None
+    if not 0 <= slot <= 999:
+        raise HetredError(f"--ifuslot must be 0-999, got {value!r}")
+    return slot

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from hetred.cli.common import console, get_config, report_unit
+from hetred.cli.common import check_month, console, get_config, report_unit
 from hetred.errors import HetredError
 from hetred.jobs.units import run_unit
 from hetred.lists.tarlist import KINDS, run_tarlist
@@ -33,8 +33,7 @@ def command(ctx: click.Context, month: str, from_list: Path | None, overwrite: b
 
     MONTH is YYYYMM; the scan covers nights YYYYMM01-31 of the raw archive.
     """
-    if len(month) != 6 or not month.isdigit():
-        raise HetredError(f"MONTH must be YYYYMM, got {month!r}")
+    check_month(month)
     cfg = get_config(ctx)
     layout = cfg.layout
     if dry_run:

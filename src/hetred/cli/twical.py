@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from hetred.cli.common import console, get_config, report_unit, track
+from hetred.cli.common import check_month, console, get_config, report_unit, track
 from hetred.errors import HetredError
 from hetred.jobs.units import is_done, run_unit
 
@@ -44,8 +44,7 @@ def command(ctx, month, ifuslots, step, solar, solar_fwhm, jobs, overwrite, dry_
     and the amp-to-amp normalisation over the field (a2a) with a QA PNG per IFU."""
     from hetred.calib import twical as TW
 
-    if len(month) != 6 or not month.isdigit():
-        raise HetredError(f"MONTH must be YYYYMM, got {month!r}")
+    check_month(month)
     cfg = get_config(ctx)
     layout, quiet = cfg.layout, cfg.verbosity < 0
     try:
