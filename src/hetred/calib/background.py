@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 from astropy.io import fits
@@ -34,6 +34,7 @@ from hetred.calib.scattered import ScatterParams, ScatterResult, scattered_light
 from hetred.errors import HetredError, RawReadError
 from hetred.jobs.units import UnitOutcome
 from hetred.layout import Layout
+from hetred.lists.tarlist import TarEntry, month_entries
 from hetred.stats import biweight
 from hetred.virus import amp as ampgeom
 
@@ -144,33 +145,18 @@ def normalise(trimmed: np.ndarray, central: float) -> np.ndarray:
 # ------------------------------------------------------------------------------------------
 # the unit's frames
 
-_INDEX: dict[tuple[str, int, int], dict[tuple[int, str, str], list]] = {}   #: tarlist (path, mtime, size)
-
-
-def index_frames(lines: Sequence[str]) -> dict[tuple[int, str, str], list]:
-    """The sci and twi entries of tarlist lines by (IFU slot, amp, type), in line order."""
-    from hetred.lists.tarlist import parse_line
-
-    out: dict[tuple[int, str, str], list] = {}
-    for line in lines:
-        if "_sci.fits" in line or "_twi.fits" in line:
-            e = parse_line(line)
-            if e is not None and e.kind in ("sci", "twi"):
-                out.setdefault((e.ifuslot, e.amp, e.kind), []).append(e)
+def index_frames(entries: Iterable[TarEntry]) -> dict[tuple[int, str, str], list[TarEntry]]:
+    """The sci and twi entries by (IFU slot, amp, type), in tarlist order."""
+    out: dict[tuple[int, str, str], list[TarEntry]] = {}
+    for e in entries:
+        if e.kind in ("sci", "twi"):
+            out.setdefault((e.ifuslot, e.amp, e.kind), []).append(e)
     return out
 
 
-def month_index(layout: Layout, month: str) -> dict[tuple[int, str, str], list]:
-    """:func:`index_frames` of the month's tarlist (made first when missing), cached."""
-    from hetred.calib.bias_io import ensure_tarlist
-
-    path = ensure_tarlist(layout, month)
-    st = path.stat()
-    key = (str(path), st.st_mtime_ns, st.st_size)
-    if key not in _INDEX:
-        _INDEX.clear()
-        _INDEX[key] = index_frames(path.read_text().splitlines())
-    return _INDEX[key]
+def month_index(layout: Layout, month: str) -> dict[tuple[int, str, str], list[TarEntry]]:
+    """:func:`index_frames` of the month's tarlist (made first when missing)."""
+    return index_frames(month_entries(layout, month))
 
 
 def unit_id(month: str, ifuslot: int, amp: str, kind: str) -> str:

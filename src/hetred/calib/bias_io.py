@@ -24,9 +24,8 @@ from hetred.calib.bias import (CENTER_COLS, CENTER_ROWS, STAGE, BiasSettings, Fr
 from hetred.errors import HetredError, RawReadError
 from hetred.io.atomic import atomic_path, write_fits_atomic, write_text_atomic
 from hetred.io.raw import RawAmp, iter_members, read_raw_file
-from hetred.jobs.units import run_unit
 from hetred.layout import Layout
-from hetred.lists.tarlist import TarEntry, parse_line, run_tarlist
+from hetred.lists.tarlist import TarEntry, month_entries
 from hetred.virus import amp as ampgeom
 
 #: CONTID of a frame without one (improcb writes "S/N 0666")
@@ -34,52 +33,22 @@ NO_CONTID = "0666"
 #: imcmb skips values v with nint(v) == -666 (Karl's blank); nint rounds halves away from zero
 KARL_FLAG = -666.0
 
-_ZRO_CACHE: dict[tuple[str, int, int], dict[tuple[int, str], list[TarEntry]]] = {}
-
 
 # --------------------------------------------------------------------------------------------
 # the month's zro frames
 
-def ensure_tarlist(layout: Layout, month: str) -> Path:
-    """The month's tarlist, made with ``hetred tarlist`` machinery when it is missing."""
-    path = layout.path("tarlist", month=month)
-    if not path.exists():
-        result = run_unit(layout, "tarlist", month, lambda: run_tarlist(layout, month))
-        if result.status == "failed":
-            raise HetredError(f"no tarlist for {month} and it could not be made: {result.message}")
-    return path
-
-
-def index_zro(lines: Iterable[str]) -> dict[tuple[int, str], list[TarEntry]]:
-    """The zro entries of tarlist lines by (IFU slot, amp), in line order."""
+def index_zro(entries: Iterable[TarEntry]) -> dict[tuple[int, str], list[TarEntry]]:
+    """The zro entries by (IFU slot, amp), in tarlist order."""
     index: dict[tuple[int, str], list[TarEntry]] = {}
-    for line in lines:
-        if "_zro.fits" not in line:
-            continue
-        e = parse_line(line)
-        if e is not None and e.kind == "zro":
+    for e in entries:
+        if e.kind == "zro":
             index.setdefault((e.ifuslot, e.amp), []).append(e)
     return index
 
 
-def _zro_index(layout: Layout, month: str) -> dict[tuple[int, str], list[TarEntry]]:
-    path = ensure_tarlist(layout, month)
-    st = path.stat()
-    key = (str(path), st.st_mtime_ns, st.st_size)
-    if key not in _ZRO_CACHE:
-        _ZRO_CACHE.clear()
-        _ZRO_CACHE[key] = index_zro(path.read_text().splitlines())
-    return _ZRO_CACHE[key]
-
-
 def zro_entries(layout: Layout, month: str, ifuslot: int, amp: str) -> list[TarEntry]:
     """The zro frames of one IFU slot and amp in the month's tarlist, in tarlist order."""
-    return list(_zro_index(layout, month).get((int(ifuslot), amp), []))
-
-
-def zro_units(layout: Layout, month: str) -> list[tuple[int, str]]:
-    """(IFU slot, amp) pairs with zro frames in the month's tarlist, sorted."""
-    return sorted(_zro_index(layout, month))
+    return index_zro(month_entries(layout, month)).get((int(ifuslot), amp), [])
 
 
 # --------------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from hetred.io.atomic import write_fits_atomic
 from hetred.io.raw import RawAmp, read_raw_member
 from hetred.jobs.units import UnitOutcome
 from hetred.layout import Layout, format_relative
-from hetred.lists.tarlist import TarEntry, parse_line
+from hetred.lists.tarlist import TarEntry, month_entries
 from hetred.virus import amp as ampgeom
 
 STAGE_REDUCE, STAGE_COMBINE, STAGE_A2A = "twical-reduce", "twical-combine", "twical-a2a"
@@ -59,16 +59,8 @@ class Exposure:
 
 def month_exposures(layout: Layout, month: str) -> list[Exposure]:
     """Every twi amp file of the month's tarlist, with its night's cmp files of the same amp."""
-    from hetred.calib.bias_io import ensure_tarlist
-
-    lines = ensure_tarlist(layout, month).read_text().splitlines()
     twi, cmp = [], {}
-    for line in lines:
-        if "_twi.fits" not in line and "_cmp.fits" not in line:
-            continue
-        e = parse_line(line)
-        if e is None:
-            continue
+    for e in month_entries(layout, month):
         if e.kind == "twi":
             twi.append(e)
         elif e.kind == "cmp":

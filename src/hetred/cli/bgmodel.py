@@ -9,6 +9,7 @@ from rich.table import Table
 from hetred.cli.common import check_month, console, get_config, parse_slot, report_unit, track
 from hetred.errors import HetredError
 from hetred.jobs.units import UnitResult, is_done, read_marker, run_unit
+from hetred.lists.tarlist import planned_entries
 from hetred.virus.amp import AMPS
 
 KIND_CHOICES = ("sci", "bri", "twi")
@@ -75,13 +76,11 @@ def command(ctx: click.Context, month: str, ifuslots: tuple[str, ...], amps: tup
     kind_list = list(dict.fromkeys(kinds)) or list(KIND_CHOICES)
 
     if dry_run:
-        tarlist = layout.path("tarlist", month=month)
-        if tarlist.exists():
-            index = bg.index_frames(tarlist.read_text().splitlines())
-        else:
-            from hetred.lists.tarlist import scan_month
-            index = bg.index_frames(scan_month(layout, month))
-            console.print(f"would write the tarlist {tarlist} (not there yet)", highlight=False)
+        entries, planned = planned_entries(layout, month)
+        index = bg.index_frames(entries)
+        if planned:
+            console.print(f"would write the tarlist {layout.path('tarlist', month=month)} (not there yet)",
+                          highlight=False)
     else:
         index = bg.month_index(layout, month)
     slots = sorted({parse_slot(s) for s in ifuslots}) or sorted({k[0] for k in index})

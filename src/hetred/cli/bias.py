@@ -7,6 +7,7 @@ from rich.table import Table
 from hetred.cli.common import check_month, console, get_config, parse_slot, report_unit, track
 from hetred.errors import HetredError, RawReadError
 from hetred.jobs.units import UnitResult, read_marker, run_unit
+from hetred.lists.tarlist import month_entries, planned_entries
 from hetred.virus.amp import AMPS
 
 EXAMPLES = """
@@ -53,16 +54,13 @@ def command(ctx: click.Context, month: str, ifuslots: tuple[str, ...], amps: tup
     amp_list = list(dict.fromkeys(amps)) or list(AMPS)
 
     if dry_run:
-        tarlist = layout.path("tarlist", month=month)
-        if tarlist.exists():
-            index = bias_io.index_zro(tarlist.read_text().splitlines())
-        else:
-            from hetred.lists.tarlist import scan_month
-            index = bias_io.index_zro(scan_month(layout, month))
-            console.print(f"would write the tarlist {tarlist} (not there yet)", highlight=False)
+        entries, planned = planned_entries(layout, month)
+        index = bias_io.index_zro(entries)
+        if planned:
+            console.print(f"would write the tarlist {layout.path('tarlist', month=month)} (not there yet)",
+                          highlight=False)
     else:
-        bias_io.ensure_tarlist(layout, month)
-        index = {k: bias_io.zro_entries(layout, month, *k) for k in bias_io.zro_units(layout, month)}
+        index = bias_io.index_zro(month_entries(layout, month))
     slots = sorted({parse_slot(s) for s in ifuslots}) or sorted({k[0] for k in index})
     units = [(s, a) for s in slots for a in amp_list]
     if not units:

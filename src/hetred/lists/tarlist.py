@@ -24,7 +24,7 @@ from typing import Iterable
 from hetred.errors import HetredError, RawReadError
 from hetred.io.atomic import write_text_atomic
 from hetred.io.raw import open_tar, read_member_header, tar_members
-from hetred.jobs.units import UnitOutcome
+from hetred.jobs.units import UnitOutcome, run_unit
 from hetred.layout import Layout, format_relative, parse
 
 KINDS = ("cmp", "drk", "flt", "sci", "twi", "zro")
@@ -224,3 +224,45 @@ def run_tarlist(layout: Layout, month: str, from_list: Path | None = None) -> Un
         "ifuslots_zro": len(inv.ifuslots("zro")), "header_problems": problems[:20],
     }
     return UnitOutcome(outputs=[str(p) for p in paths.values()], inputs=inputs, counts=counts)
+
+
+# ------------------------------------------------------------------------------------------------
+# the month's entries, as the later stages read them
+
+_ENTRIES: dict[tuple[str, int, int], list[TarEntry]] = {}   #: by tarlist (path, mtime, size)
+
+
+def parse_lines(lines: Iterable[str]) -> list[TarEntry]:
+    """The VIRUS amp files of tarlist lines, in line order (other lines are skipped)."""
+    return [e for e in map(parse_line, lines) if e is not None]
+
+
+def ensure_tarlist(layout: Layout, month: str) -> Path:
+    """The month's tarlist, made with :func:`run_tarlist` (as a unit) when it is missing."""
+    path = layout.path("tarlist", month=month)
+    if not path.exists():
+        result = run_unit(layout, "tarlist", month, lambda: run_tarlist(layout, month))
+        if result.status == "failed":
+            raise HetredError(f"no tarlist for {month} and it could not be made: {result.message}")
+    return path
+
+
+def month_entries(layout: Layout, month: str) -> list[TarEntry]:
+    """Every entry of the month's tarlist (made first when missing); parsed once per process
+    and file version."""
+    path = ensure_tarlist(layout, month)
+    st = path.stat()
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    if key not in _ENTRIES:
+        _ENTRIES.clear()
+        _ENTRIES[key] = parse_lines(path.read_text().splitlines())
+    return _ENTRIES[key]
+
+
+def planned_entries(layout: Layout, month: str) -> tuple[list[TarEntry], bool]:
+    """For a dry run: the entries of the existing tarlist, else of a scan of the raw tars (nothing
+    written); the flag says whether the tarlist would have to be written."""
+    path = layout.path("tarlist", month=month)
+    if path.exists():
+        return parse_lines(path.read_text().splitlines()), False
+    return parse_lines(scan_month(layout, month)), True
