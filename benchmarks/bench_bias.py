@@ -31,17 +31,10 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from timing import best_of  # benchmarks/timing.py (the script's folder is on sys.path)
 
 NROW, NCOL, NRAW = 1032, 1032, 1064
 
-
-def best_of(fn, repeat: int):
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def best_cpu(fn, repeat: int) -> float:

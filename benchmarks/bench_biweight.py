@@ -15,18 +15,10 @@ Run: ``python benchmarks/bench_biweight.py [--repeat N] [--nx NX]``.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
+from timing import best_of  # benchmarks/timing.py (the script's folder is on sys.path)
 
-
-def best_of(fn, repeat: int) -> tuple[float, object]:
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def max_rel(a: np.ndarray, b: np.ndarray, floor: float) -> float:

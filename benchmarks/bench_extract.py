@@ -19,7 +19,6 @@ columns, its time scaled to 1032).
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 from scipy.linalg import cho_solve_banded, cholesky_banded
@@ -28,17 +27,10 @@ from hetred._ext import reference as R
 from hetred.calib import extract as E
 from hetred.calib.profile import FiberProfile
 from hetred.calib.trace import slot_index
+from timing import best_of  # benchmarks/timing.py (the script's folder is on sys.path)
 
 NFIB, NROW, NCOL = 112, 1032, 1032
 
-
-def best_of(fn, repeat: int):
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
 
 
 def extract_numpy_vectorised(img, var, mask, r0, w, trace, core_half: float = 3.0):
