@@ -80,7 +80,7 @@ def test_dry_run_prints_the_plan(tmp_path):
     assert res.exit_code == 0, res.output
     out = res.output
     assert "virus0000001.tar twi" in out and "cmp hg" in out and "cmp cd-a" in out and "sci DEX" in out
-    assert "272 members" in out and "zro 160" in out
+    assert "376 members" in out and "zro 160" in out
     assert not (tmp_path / "raw").exists() and not (tmp_path / "truth").exists()
 
 
@@ -119,3 +119,10 @@ def test_plan_rejects_bad_requests():
     zro_per_amp = sum(len(o.exposures) for n in p.nights for o in n.observations if o.kind == "zro")
     assert zro_per_amp >= 20 and len(p.slots) in (1, 2) and len(p.nights) > 3
     assert np.all([n.night.startswith("201801") for n in p.nights])
+
+
+def test_cli_scale_choices_are_the_presets():
+    from hetred.cli.simulate import SCALES
+    from hetred.sim.presets import PRESETS
+
+    assert sorted(SCALES) == sorted(PRESETS)

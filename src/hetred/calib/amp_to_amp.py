@@ -10,6 +10,7 @@ month's ``amp_to_amp`` table.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,9 @@ def exposure_factors(spectra_by_amp: dict, grid: np.ndarray | None = None,
     """{key: factor} for one exposure: each amp's spectrum over the field median."""
     g = F.wave_grid() if grid is None else grid
     specs = {k: amp_spectrum(*v, g) for k, v in spectra_by_amp.items()}
-    field = np.nanmedian(np.stack(list(specs.values())), axis=0)
+    with warnings.catch_warnings():    # grid points outside every amp's range stay NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        field = np.nanmedian(np.stack(list(specs.values())), axis=0)
     sel = (g >= wrange[0]) & (g <= wrange[1])
     out = {}
     for k, s in specs.items():

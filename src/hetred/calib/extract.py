@@ -31,6 +31,8 @@ from hetred._ext import extract as K
 F32 = np.float32
 CORE_HALF = 3.0        #: px: pixels within this of the trace make the fiber's core (chi^2)
 REJECT_SIGMA = 6.0     #: positive outliers beyond this many sigma are masked (cosmic rays)
+REJECT_FRAC = 0.10     #: ... and more than this fraction of the model (profile errors of bright frames are not cosmic rays)
+MIN_CORE = 4           #: a fiber-column with fewer usable core pixels (of ~6) is missing: flux 0, error 0
 
 
 class ProfileLike(Protocol):
@@ -125,7 +127,7 @@ def pixel_variance(model: np.ndarray, read_noise: float, flat: np.ndarray | None
 def extract(image: np.ndarray, trace: np.ndarray, profile: ProfileLike, *, read_noise: float = 3.0,
             mask: np.ndarray | None = None, flat: np.ndarray | None = None,
             variance: np.ndarray | None = None, core_half: float = CORE_HALF,
-            reject_sigma: float | None = REJECT_SIGMA) -> Extraction:
+            reject_sigma: float | None = REJECT_SIGMA, min_core: int = MIN_CORE) -> Extraction:
     """Extract every fiber of a frame.
 
     image: (1032, 1032) e- (overscan, bias and background removed, pixel-flat divided).
@@ -136,7 +138,11 @@ def extract(image: np.ndarray, trace: np.ndarray, profile: ProfileLike, *, read_
 
     Passes: (1) variance from the data, (2) variance from the model of pass 1, and, when
     ``reject_sigma`` is set, (3) after masking pixels whose residual is more than
-    ``reject_sigma`` sigma ABOVE the model (cosmic rays, hot pixels).
+    ``reject_sigma`` sigma ABOVE the model and more than ``REJECT_FRAC`` (10 %) of it (cosmic
+    rays, hot pixels; in bright frames a profile error of a few % is many sigma but not a
+    cosmic ray).  A fiber-column with
+    fewer than ``min_core`` usable core pixels is missing: spectra and error 0 (Karl's
+    convention for no data).
     """
     img = np.asarray(image, dtype=F32)
     bad = ~np.isfinite(img)
@@ -157,10 +163,16 @@ def extract(image: np.ndarray, trace: np.ndarray, profile: ProfileLike, *, read_
             var = pixel_variance(model, read_noise, flat)
             with np.errstate(divide="ignore", invalid="ignore"):
                 z = (img - model) / np.sqrt(var)
-            hit = (z > reject_sigma) & ~bad
+            hit = (z > reject_sigma) & (img - model > F32(REJECT_FRAC) * np.maximum(model, F32(0.0))) & ~bad
             n_rej = int(hit.sum())
             if n_rej:
                 bad = bad | hit
                 cols.maskT = _cf(bad.T, np.uint8)
                 out = cols.run(var, core_half)
-    return Extraction(out[0], out[1], out[2], out[3], bad, n_rej)
+    spectra, error, chi2, ncore = out
+    if min_core > 0:      # mostly masked core (pixel-flat defect <= 0.666, bad column): missing
+        missing = ncore < min_core
+        if missing.any():
+            spectra = np.where(missing, F32(0.0), spectra).astype(F32)
+            error = np.where(missing, F32(0.0), error).astype(F32)
+    return Extraction(spectra, error, chi2, ncore, bad, n_rej)

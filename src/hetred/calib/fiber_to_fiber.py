@@ -14,6 +14,7 @@ Input: extracted spectra (112, 1032) electrons per oriented column and their wav
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,7 +40,9 @@ def nan_biweight(a: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     if n.ndim == 0 or n.size:
         one = n == 1
         if np.any(one):
-            loc = np.where(one, np.nanmean(np.where(np.isfinite(arr), arr, np.nan), axis=axis), loc)
+            with warnings.catch_warnings():    # all-NaN slices are already NaN (empty)
+                warnings.simplefilter("ignore", RuntimeWarning)
+                loc = np.where(one, np.nanmean(np.where(np.isfinite(arr), arr, np.nan), axis=axis), loc)
     return loc, scl
 
 

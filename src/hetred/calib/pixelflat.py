@@ -65,6 +65,8 @@ class FlatSettings:
     mask_nsigma: float = 8.0     #: pixmask threshold in robust sigma ...
     mask_min_dev: float = 0.05   #: ... and at least this deviation
     mask_pad: int = 3            #: px padding of the mask boxes
+    row_norm: int = 101          #: columns of the clipped running mean along each row divided out (0: off)
+    row_clip: float = 0.05       #: pixels farther than this from the running mean are left out of it
 
     @classmethod
     def from_config(cls, values: Mapping[str, Any] | None) -> "FlatSettings":
@@ -268,8 +270,11 @@ def flat_ratio(image: np.ndarray, read_noise: float = 3.0, settings: FlatSetting
     model = model_image(spec, trace, prof, image.shape[0])
     dist, nearest = trace_distance(trace, image.shape[0])
     live = ~np.asarray(cal.trace.dead, dtype=bool)[nearest]
+    # a fiber-column without a flux (masked core: spectra 0) leaves only the neighbours' wings in
+    # the model there: pixels whose model is below 2 % of the column's brightest are not measured
+    lit = model > F32(0.02) * np.max(model, axis=0, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where((dist <= s.rcut) & live & (model > 0), image / model, F32(1.0)).astype(F32)
+        ratio = np.where((dist <= s.rcut) & live & lit & (model > 0), image / model, F32(1.0)).astype(F32)
     ratio[~np.isfinite(ratio)] = 1.0
     return ratio, {"calibration": cal, "trace": trace, "shift": shift, "distance": dist, "model": model}
 
@@ -312,6 +317,32 @@ class RatioStack:
                 band[k] = np.frombuffer(buf, dtype=F32).reshape(r1 - r0, ncol)
             out[r0:r1] = biweight(band, axis=0)[0]
         return out
+
+
+def remove_row_trend(flat: np.ndarray, near: np.ndarray, width: int = 101, clip: float = 0.05) -> np.ndarray:
+    """Divide every row of the combined ratio by its clipped running mean along the columns.
+
+    flat: (1032, 1032) combined ratio (1 beyond ``rcut`` of a trace); near: bool, the pixels
+    within ``rcut``. A row runs along a fiber at a nearly constant offset from its trace, so an
+    error of the fiber profile at that offset (a few % in the wings when the profile of the
+    unit's reference frame is not exact there) is a smooth factor along the row; the pixel
+    flat is the pixel-to-pixel response, and structure wider than ``width`` columns is left to
+    the fiber-to-fiber (smoothed over 50 Å, ~25 columns). Two passes: the running mean of the
+    near pixels, then again without the pixels more than ``clip`` from it (defects). Rows
+    with fewer than ``width // 4`` near pixels in the window are left alone. Returns float32.
+    """
+    from scipy.ndimage import uniform_filter1d
+
+    f = np.asarray(flat, dtype=np.float64)
+    use = np.asarray(near, bool).copy()
+    mean = np.ones_like(f)
+    for _ in range(2):
+        num = uniform_filter1d(np.where(use, f, 0.0), width, axis=1, mode="nearest")
+        den = uniform_filter1d(use.astype(np.float64), width, axis=1, mode="nearest")
+        ok = den * width >= width // 4
+        mean = np.where(ok, num / np.maximum(den, 1e-12), 1.0)
+        use = near & (np.abs(f - mean) <= clip)
+    return np.where(near, f / mean, 1.0).astype(F32)
 
 
 # --------------------------------------------------------------------------------------------
@@ -367,6 +398,8 @@ def run_pixelflat(layout: Layout, specid: int, amp: str, frames: Sequence[FlatFr
         t0 = time.perf_counter()
         flat = stack.combine(s.band_mib)
     near = flat != 1.0
+    if s.row_norm > 0:
+        flat = remove_row_trend(flat, near, s.row_norm, s.row_clip)
     timings["combine"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     boxes, info = pixmask.find_defect_boxes(flat, near, s.mask_settings())

@@ -29,6 +29,7 @@ pixel (unit integral over the offset, hence ~unit sum over a window of whole pix
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -297,7 +298,9 @@ def measure_profile(image: np.ndarray, trace: np.ndarray, spectra: np.ndarray, p
     # one weight per cell for every node (the inverse median node error of the cell's core), so
     # that the smoothing is the same linear operation for every node
     core = np.abs(off) <= 2.0
-    cell_err = np.nanmedian(np.where(np.isfinite(err[:, core]), err[:, core], np.nan), axis=1)
+    with warnings.catch_warnings():    # a cell without any finite error has no weight
+        warnings.simplefilter("ignore", RuntimeWarning)
+        cell_err = np.nanmedian(np.where(np.isfinite(err[:, core]), err[:, core], np.nan), axis=1)
     cell_wt = np.where(valid & np.isfinite(cell_err) & (cell_err > 0), 1.0 / np.maximum(cell_err, 1e-12), 0.0)
     for j in range(nn):
         wt = cell_wt

@@ -37,6 +37,7 @@ from hetred.virus import amp as ampgeom
 
 STAGE_REDUCE, STAGE_COMBINE, STAGE_A2A = "twical-reduce", "twical-combine", "twical-a2a"
 LAMPS = ("hg", "cd-a")
+FLAT_MIN = np.float32(0.666)   #: vred: pixels whose pixel flat is at or below this are masked
 
 
 # --------------------------------------------------------------------------------- inventory
@@ -85,9 +86,12 @@ def master_bias_path(layout: Layout, month: str, raw: RawAmp) -> Path:
                        amp=raw.amp)
 
 
-def reduce_frame(layout: Layout, month: str, raw: RawAmp, bgkind: str | None = "twi"):
-    """(image e- oriented, mask, read noise e-, notes): overscan, master bias, background,
-    orientation, gain. Raises HetredError naming a missing master bias."""
+def reduce_frame(layout: Layout, month: str, raw: RawAmp, bgkind: str | None = "twi",
+                 use_flat: bool = True):
+    """(image e- oriented, mask, read noise e-, notes): overscan, master bias, background model
+    (``bgkind``, scaled by the frame level when the month has one), orientation, gain, and the
+    camera's pixel flat when ``use_flat`` and ``lib_pflat`` has one (pixels with flat <= 0.666
+    masked, as vred). Raises HetredError naming a missing master bias."""
     mb_path = master_bias_path(layout, month, raw)
     if not mb_path.exists():
         raise HetredError(f"no master bias {mb_path.name} for {raw.source} (run hetred bias {month})")
@@ -101,7 +105,7 @@ def reduce_frame(layout: Layout, month: str, raw: RawAmp, bgkind: str | None = "
         if bg.exists():
             try:   # the model is scaled to frame level 25 (xbn = central biweight / 25)
                 from hetred.calib import background as B
-                lev, _ = B.frame_level(raw.data, mb)
+                _, lev = B.frame_level(raw.data, mb)
                 trimmed = trimmed - np.asarray(fits.getdata(bg), np.float32) * np.float32(lev / 25.0)
                 notes["background"] = bg.name
             except Exception as err:  # the background module is optional here
@@ -109,6 +113,14 @@ def reduce_frame(layout: Layout, month: str, raw: RawAmp, bgkind: str | None = "
     gain = np.float32(raw.header.get("GAIN", 1.0))
     img = _orient(raw, trimmed) * gain
     mask = _orient(raw, (mb == 0).astype(np.uint8)).astype(bool)   # zeroed trap columns
+    notes["pixelflat"] = "none"
+    pf_path = layout.path("pixelflat", specid=raw.specid, amp=raw.amp)
+    if use_flat and pf_path.exists():     # oriented; vred masks pixels with flat <= 0.666
+        flat = np.asarray(fits.getdata(pf_path), np.float32)
+        good = flat > FLAT_MIN
+        img = np.where(good, img / np.where(good, flat, np.float32(1.0)), np.float32(0.0)).astype(np.float32)
+        mask = mask | ~good
+        notes["pixelflat"] = pf_path.name
     return img, mask, float(raw.header.get("RDNOISE", 3.0)), notes
 
 
@@ -173,7 +185,8 @@ def run_reduce(layout: Layout, month: str, expo: Exposure, solar=None) -> UnitOu
                  ("SPECID", raw.specid), ("IFUSLOT", raw.ifuslot), ("IFUID", raw.ifuid),
                  ("CONTID", raw.contid), ("AMP", raw.amp), ("GAIN", float(raw.header.get("GAIN", 1.0))),
                  ("RDNOISE", rn), ("OVERSCAN", notes["overscan"]), ("BACKGRND", str(notes["background"])[:60]),
-                 ("SOLAR", solar is not None), ("ORIENT", "oriented")):
+                 ("PIXFLAT", str(notes["pixelflat"])[:60]), ("SOLAR", solar is not None),
+                 ("ORIENT", "oriented")):
         h[k] = v
     hdus = [ph, *cal.trace.to_hdus("TRACE"), *cal.profile.to_hdus("PROFILE"),
             fits.ImageHDU(cal.extraction.spectra.astype(np.float32), name="SPECTRA"),

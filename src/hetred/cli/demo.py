@@ -15,6 +15,7 @@ Examples:
   hetred demo                       # into ./hetred-demo
   hetred demo /scratch/me/demo --seed 3
   hetred -q demo && echo all checks passed
+  hetred demo --stages tarlist,bias,bgmodel   # stop after the background models
 """
 
 
@@ -22,15 +23,20 @@ Examples:
 @click.argument("directory", required=False, default="hetred-demo",
                 type=click.Path(file_okay=False, path_type=Path))
 @click.option("--seed", type=int, default=0, show_default=True, help="Simulator seed.")
+@click.option("--stages", default=None, metavar="LIST",
+              help="Comma list of the stages to run after simulate (each needs the ones before it); "
+                   "default: all, tarlist,bias,bgmodel,flat,twical.")
 @click.pass_context
-def command(ctx: click.Context, directory: Path, seed: int) -> None:
-    """Simulate the demo night (2 IFUs) into DIRECTORY and run every stage on it.
+def command(ctx: click.Context, directory: Path, seed: int, stages: str | None) -> None:
+    """Simulate the demo night (2 IFUs) into DIRECTORY and run every stage on it
+    (tarlist, bias, bgmodel, flat, twical).
 
     DIRECTORY gets raw/ (the simulated archive), truth/ (kept apart, read only by the checks) and
     red/ (the products). A table compares each product with the truth; the command exits 1 when
     a check fails.
     """
     from hetred.demo import run_demo
+    from hetred.demo.runner import select_stages
 
     cfg = get_config(ctx)
     quiet = cfg.verbosity < 0
@@ -39,7 +45,8 @@ def command(ctx: click.Context, directory: Path, seed: int) -> None:
         if not quiet:
             err_console.print(f"[bold]demo:[/bold] {stage} ...")
 
-    res = run_demo(directory, seed=seed, progress=say)
+    chosen = select_stages([x.strip() for x in stages.split(",") if x.strip()] if stages else None)
+    res = run_demo(directory, seed=seed, stages=chosen, progress=say)
     table = Table(title=f"hetred demo: products vs truth ({directory})")
     for col, just in (("stage", "left"), ("check", "left"), ("value", "right"), ("tolerance", "left"),
                       ("result", "left")):

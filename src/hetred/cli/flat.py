@@ -18,7 +18,8 @@ Examples:
   hetred flat 320 --month 201801 --dry-run
 \b
 [stages.flat] in the config file sets min_level, kinds ("flt,twi"), rcut, smooth_cols,
-band_mib, tmpdir, mask_nsigma, mask_min_dev, mask_pad, qa = false.
+band_mib, tmpdir, mask_nsigma, mask_min_dev, mask_pad, row_norm, row_clip,
+qa = false.
 """
 
 

@@ -10,9 +10,10 @@ from rich.table import Table
 from hetred.cli.common import console, err_console, get_config
 from hetred.errors import HetredError
 from hetred.layout import Layout
-from hetred.sim import presets
-from hetred.sim.archive import check_roots, plan_archive, simulate_archive
-from hetred.sim.focalplane import parse_slot_list
+
+#: the presets of hetred.sim.presets (kept here so that `hetred` starts without importing the
+#: simulator; tests/sim/test_archive.py checks that the two agree)
+SCALES = ("demo", "full", "month")
 
 EXAMPLES = """
 \b
@@ -29,7 +30,7 @@ Examples:
 @click.argument("nights", required=False)
 @click.option("--truth", "truth", type=click.Path(file_okay=False, path_type=Path),
               help="Truth root, outside the raw root [default: 'truth' beside the raw root].")
-@click.option("--scale", type=click.Choice(sorted(presets.PRESETS)), default="demo", show_default=True,
+@click.option("--scale", type=click.Choice(SCALES), default="demo", show_default=True,
               help="Preset: demo (1 night, 2 IFUs), month (6 nights, 2 IFUs), full (1 night, 78 IFUs).")
 @click.option("--ifuslots", help="IFU slots, e.g. 053,063 (overrides the preset).")
 @click.option("--n-ifus", type=click.IntRange(1, 78), help="Number of IFUs (the most central first).")
@@ -55,6 +56,9 @@ def command(ctx: click.Context, nights: str | None, truth: Path | None, scale: s
     Frames are written in readout orientation with the real header keywords; the truth tree
     (traces, wavelengths, fiber-to-fiber, pixel flat, bias levels, sources) goes to --truth.
     """
+    from hetred.sim.archive import check_roots, plan_archive, simulate_archive
+    from hetred.sim.focalplane import parse_slot_list
+
     cfg = get_config(ctx)
     try:
         slots = parse_slot_list(ifuslots) if ifuslots else None

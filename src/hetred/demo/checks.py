@@ -196,16 +196,29 @@ def check_bgmodel(res: DemoResult) -> list[Check]:
     return rows
 
 
+def _calib(name: str) -> Callable:
+    """A stage or check of :mod:`hetred.demo.checks_calib` (imported when first used)."""
+    def call(res: "DemoResult"):
+        from hetred.demo import checks_calib
+
+        return getattr(checks_calib, name)(res)
+    return call
+
+
 STAGES: list[tuple[str, Callable[["DemoResult"], list[str]]]] = [
     ("tarlist", stage_tarlist),
     ("bias", stage_bias),
     ("bgmodel", stage_bgmodel),
+    ("flat", _calib("stage_flat")),
+    ("twical", _calib("stage_twical")),
 ]
 CHECKS: dict[str, Callable[["DemoResult"], list[Check]]] = {
     "simulate": check_simulate,
     "tarlist": check_tarlist,
     "bias": check_bias,
     "bgmodel": check_bgmodel,
+    "flat": _calib("check_flat"),
+    "twical": _calib("check_twical"),
 }
 
 

@@ -41,9 +41,25 @@ def _simulate(res: DemoResult, seed: int) -> list[str]:
     return [str(p) for p in res.summary.tars]
 
 
+def stage_names() -> list[str]:
+    """The demo's stages after ``simulate``, in order."""
+    return [name for name, _ in checks.STAGES]
+
+
+def select_stages(names: list[str] | None) -> list[tuple[str, Stage]]:
+    """The demo stages named (in the process order); None: all. Unknown names raise HetredError."""
+    if names is None:
+        return list(checks.STAGES)
+    unknown = sorted(set(names) - set(stage_names()))
+    if unknown:
+        raise HetredError(f"demo: unknown stage(s) {', '.join(unknown)}; known: {', '.join(stage_names())}")
+    return [(n, fn) for n, fn in checks.STAGES if n in names]
+
+
 def run_demo(root: Path, seed: int = 0, stages: list[tuple[str, Stage]] | None = None,
              progress: Callable[[str], None] | None = None) -> DemoResult:
-    """Simulate the demo night under ``root`` (raw/, red/, truth/) and run every stage.
+    """Simulate the demo night under ``root`` (raw/, red/, truth/) and run every stage
+    (or ``stages``, see :func:`select_stages`).
 
     A stage that raises :class:`HetredError` is recorded as a failure and the demo goes on with
     the stages that do not need it.
