@@ -107,6 +107,8 @@ TABLE: tuple[Entry, ...] = (
           "sky-subtracted fiber spectra on 3470+2i A"),
     Entry("cofes", "red", _RED_SCI + "/CoFeS{stamp}_{ifuslot:03d}_sci.fits",
           "reconstructed 51x51 IFU image read by the astrometry"),
+    Entry("sci_fplane_png", "red", _RED_SCI + "/d{night}s{obs3}exp{exp:02d}1de.png",
+          "all IFUs' reconstructed images on the focal plane (Karl's 1de.png)"),
     # --- steps 8-13: astrometry, throughput -------------------------------------------------
     Entry("astrom_dir", "red", "astrometry/{datevobs}", "astrometry work folder of a shot"),
     Entry("radec_final", "red", "astrometry/{datevobs}/radec2_final.dat", "fitted shot centre"),
@@ -123,6 +125,8 @@ TABLE: tuple[Entry, ...] = (
     Entry("h5_detect", "red", "h5/detect_{name}.h5", "detection catalogue"),
     # --- operations -------------------------------------------------------------------------
     Entry("jobfile", "red", "jobs/{stage}/{name}", "launcher job files and Slurm scripts"),
+    Entry("jobs_submitted", "red", "jobs/submitted_{name}.json",
+          "job ids of slurm-gen --submit per stage and job file, one entry per submission"),
     Entry("marker_done", "red", "markers/{stage}/{unit}.done.json", "a finished unit: inputs, timings"),
     Entry("marker_failed", "red", "markers/{stage}/{unit}.failed.json", "a failed unit: the one-line reason"),
     Entry("qa", "red", "qa/{stage}/{name}", "QA plots (PNG)"),
@@ -133,6 +137,8 @@ TABLE: tuple[Entry, ...] = (
           "per-amp truth in the oriented frame: trace, wavelength, fiber_to_fiber, pixel flat, ..."),
     Entry("truth_shot", "truth", "{night}/shot_{datevobs}.json",
           "per-shot truth: pointing, dithers, PSF, transparency, sources and the fibers that see them"),
+    Entry("truth_cosmics", "truth", "{night}/cosmics_{datevobs}.npz",
+          "per-shot cosmic-ray pixels of every science exposure and amp (oriented y, x; electrons)"),
 )
 
 _BY_KEY = {e.key: e for e in TABLE}

@@ -28,11 +28,12 @@ def test_demo_up_to_bgmodel_runs_and_passes(tmp_path):
 
 def test_demo_unknown_stage_is_one_line(tmp_path):
     res = CliRunner().invoke(cli, ["demo", str(tmp_path / "d"), "--stages", "bias,nope"])
-    assert res.exit_code != 0 and "unknown stage(s) nope" in res.output
+    assert res.exit_code != 0 and "unknown stage(s) nope" in str(res.exception)
+    assert not (tmp_path / "d").exists()
 
 
 @pytest.mark.slow
 def test_full_demo_runs_and_passes(tmp_path):
     out = _run(tmp_path)
-    for stage in ("simulate", "tarlist", "bias", "bgmodel", "flat", "twical"):
+    for stage in ("simulate", "tarlist", "bias", "bgmodel", "flat", "twical", "sci"):
         assert stage in out

@@ -406,3 +406,80 @@ def profile_weights_reference(values, knot_columns, node0: float, step: float, t
         return r0, w
     dw = ((-dp + p * dp.sum(axis=2, keepdims=True) / s) / s).astype(np.float32)
     return r0, w, dw
+
+
+# --- flux-conserving rebinning (rebin.pyx) ----------------------------------------------------
+def rebin_reference(counts, var, bad, wave, out_edges, eps: float = 1e-6):
+    """NumPy restatement of :func:`hetred._ext.rebin.rebin_fibers` (same arguments and returns).
+
+    Vectorised per fiber: the pixels overlapping each output bin are found with
+    ``searchsorted`` on the pixel edges; the whole pixels strictly inside a bin come from
+    cumulative sums of counts, variances and bad flags, the (at most two) partial pixels at the
+    bin edges are added with their fractions.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    var = np.asarray(var, dtype=np.float64)
+    bad = np.asarray(bad, dtype=bool)
+    wave = np.asarray(wave, dtype=np.float64)
+    out_edges = np.asarray(out_edges, dtype=np.float64)
+    nfib, npix = counts.shape
+    lo, hi = out_edges[:-1], out_edges[1:]
+    flux = np.zeros((nfib, lo.size), dtype=np.float32)
+    err = np.zeros((nfib, lo.size), dtype=np.float32)
+    for f in range(nfib):
+        w = wave[f]
+        if not (np.all(np.isfinite(w)) and np.all(np.diff(w) > 0)):
+            continue
+        e = np.empty(npix + 1)
+        e[1:-1] = 0.5 * (w[1:] + w[:-1])
+        e[0] = w[0] - 0.5 * (w[1] - w[0])
+        e[-1] = w[-1] + 0.5 * (w[-1] - w[-2])
+        width = np.diff(e)
+        a = np.searchsorted(e[1:] - eps * width, lo, side="right")    # first contributing pixel
+        b = np.searchsorted(e[:-1] + eps * width, hi, side="left") - 1  # last contributing pixel
+        covered = (lo >= e[0] - eps * width[0]) & (hi <= e[-1] + eps * width[-1]) & (b >= a)
+        ac, bc = np.clip(a, 0, npix - 1), np.clip(b, 0, npix - 1)
+        c = np.where(bad[f], 0.0, counts[f])
+        v = np.where(bad[f], 0.0, var[f])
+        C = np.concatenate([[0.0], np.cumsum(c)])
+        V = np.concatenate([[0.0], np.cumsum(v)])
+        M = np.concatenate([[0], np.cumsum(bad[f])])
+        fa = (np.minimum(e[ac + 1], hi) - np.maximum(e[ac], lo)) / width[ac]
+        fb = (np.minimum(e[bc + 1], hi) - np.maximum(e[bc], lo)) / width[bc]
+        single = bc == ac
+        inner_c = np.where(bc > ac + 1, C[bc] - C[np.minimum(ac + 1, npix)], 0.0)
+        inner_v = np.where(bc > ac + 1, V[bc] - V[np.minimum(ac + 1, npix)], 0.0)
+        fl = np.where(single, fa * c[ac], fa * c[ac] + inner_c + fb * c[bc])
+        vv = np.where(single, fa * fa * v[ac], fa * fa * v[ac] + inner_v + fb * fb * v[bc])
+        good = covered & (M[bc + 1] - M[ac] == 0)
+        flux[f] = np.where(good, fl, 0.0)
+        err[f] = np.where(good, np.sqrt(np.maximum(vv, 0.0)), 0.0)
+    return flux, err
+
+
+# --- science reduction kernels (scikern.pyx) --------------------------------------------------
+def shift_moments_reference(img, trace, s: float, half: float):
+    """NumPy restatement of :func:`hetred._ext.scikern.shift_moments` (same arguments and
+    returns): the vectorised block of :func:`hetred.calib.trace.measure_trace_shift`."""
+    img = np.asarray(img, dtype=np.float64)
+    tr = np.asarray(trace, dtype=np.float64)
+    nrow, ncol = img.shape
+    k = np.arange(-int(half) - 2, int(half) + 3)
+    c = tr + s
+    rows = np.floor(c + 0.5).astype(np.int64)[:, :, None] + k
+    ok = (rows >= 0) & (rows < nrow)
+    v = np.where(ok, img[np.clip(rows, 0, nrow - 1), np.arange(ncol)[None, :, None]], 0.0)
+    wgt = np.clip(half + 0.5 - np.abs(rows - c[:, :, None]), 0.0, 1.0) * v
+    return wgt.sum(axis=(1, 2)), (wgt * (rows - tr[:, :, None])).sum(axis=(1, 2))
+
+
+def window_rms_reference(resid, trace, half: int):
+    """NumPy restatement of :func:`hetred._ext.scikern.window_rms` (same arguments and returns)."""
+    resid = np.asarray(resid, dtype=np.float64)
+    nrow, ncol = resid.shape
+    rows = np.floor(np.asarray(trace, np.float64) + 0.5).astype(np.int64)[:, :, None] + np.arange(-half, half + 1)
+    ok = (rows >= 0) & (rows < nrow)
+    v = np.where(ok, resid[np.clip(rows, 0, nrow - 1), np.arange(ncol)[None, :, None]], 0.0)
+    n = ok.sum(axis=2)
+    out = np.sqrt((v * v).sum(axis=2) / np.maximum(n, 1))
+    return np.where(n > 0, out, 0.0).astype(np.float32)

@@ -6,6 +6,7 @@ for unexpected errors).
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 import traceback
 
@@ -16,7 +17,7 @@ from hetred.config import load_config
 from hetred.errors import HetredError
 
 #: subcommand modules, in the order of the process; each defines ``command``
-SUBCOMMANDS = ("tarlist", "bias", "bgmodel", "twical", "flat", "simulate", "demo")
+SUBCOMMANDS = ("tarlist", "bias", "bgmodel", "twical", "flat", "sci", "slurm_gen", "run", "simulate", "demo")
 
 EXAMPLES = """
 \b
@@ -52,9 +53,16 @@ for _name in SUBCOMMANDS:
     cli.add_command(importlib.import_module(f"hetred.cli.{_name}").command)
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the group, turn every failure into one line and exit code."""
     verbose = any(a in ("-v", "-vv", "--verbose") for a in (argv or sys.argv[1:]))
+    # Slurm ends a job (time limit, scancel) with SIGTERM: unwind, so that the running unit leaves a
+    # failed marker and no temporary files (hetred.jobs.units.run_unit, hetred.io.atomic)
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         rv = cli.main(args=argv, prog_name="hetred", standalone_mode=False)
     except click.exceptions.Abort:

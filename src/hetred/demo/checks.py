@@ -196,12 +196,12 @@ def check_bgmodel(res: DemoResult) -> list[Check]:
     return rows
 
 
-def _calib(name: str) -> Callable:
-    """A stage or check of :mod:`hetred.demo.checks_calib` (imported when first used)."""
+def _calib(name: str, module: str = "checks_calib") -> Callable:
+    """A stage or check of :mod:`hetred.demo.checks_calib` or ``checks_sci`` (imported when first used)."""
     def call(res: "DemoResult"):
-        from hetred.demo import checks_calib
+        import importlib
 
-        return getattr(checks_calib, name)(res)
+        return getattr(importlib.import_module(f"hetred.demo.{module}"), name)(res)
     return call
 
 
@@ -211,6 +211,7 @@ STAGES: list[tuple[str, Callable[["DemoResult"], list[str]]]] = [
     ("bgmodel", stage_bgmodel),
     ("flat", _calib("stage_flat")),
     ("twical", _calib("stage_twical")),
+    ("sci", _calib("stage_sci", "checks_sci")),
 ]
 CHECKS: dict[str, Callable[["DemoResult"], list[Check]]] = {
     "simulate": check_simulate,
@@ -219,6 +220,7 @@ CHECKS: dict[str, Callable[["DemoResult"], list[Check]]] = {
     "bgmodel": check_bgmodel,
     "flat": _calib("check_flat"),
     "twical": _calib("check_twical"),
+    "sci": _calib("check_sci", "checks_sci"),
 }
 
 

@@ -194,11 +194,14 @@ def _simulate_night(layout: Layout, plan: ArchivePlan, night: NightPlan, summary
     scenes = {}
     for o in night.shots:
         scenes[o.obs] = sky.make_shot_scene(seeds.rng(seed, seeds.SCENE, night=night.night, obs=o.obs),
-                                            night.night, o.obs, slots, ra0=o.ra0, dec0=o.dec0)
+                                            night.night, o.obs, slots, ra0=o.ra0, dec0=o.dec0,
+                                            bright_lines=o.bright_lines)
     contexts = [exposure_context(seed, e, o, scenes.get(o.obs), solar_arr)
                 for o in night.observations for e in o.exposures]
     t_night = almanac.night_start(night.night)
     injected: dict[int, list[dict]] = defaultdict(list)
+    line_truth: dict[int, list[dict]] = defaultdict(list)
+    cosmics: dict[int, list[tuple]] = defaultdict(list)
     amps_json = {}
     with contextlib.ExitStack() as stack:
         tars = {}
@@ -236,6 +239,14 @@ def _simulate_night(layout: Layout, plan: ArchivePlan, night: NightPlan, summary
                             injected[e.obs].append({"ifuslot": slot.ifuslot, "amp": amp, "exp": e.exp,
                                                     "fiber": int(f) + 1,
                                                     "electrons": round(float(out.injected[f]), 1)})
+                    if out.cosmics is not None:
+                        cosmics[e.obs].append((e.exp, slot.ifuslot, amp, *out.cosmics))
+                    for k, fibers, elec in out.lines or ():
+                        for f, el in zip(fibers, elec):
+                            if el > 0.5:
+                                line_truth[e.obs].append({"id": int(ctx.scene.lines[k]["id"]), "exp": e.exp,
+                                                          "ifuslot": slot.ifuslot, "amp": amp,
+                                                          "fiber": int(f) + 1, "electrons": round(float(el), 2)})
                     done[0] += 1
                     if progress is not None:
                         progress(done[0], total, f"{night.night} {slot.ifuslot:03d}{amp}")
@@ -248,7 +259,9 @@ def _simulate_night(layout: Layout, plan: ArchivePlan, night: NightPlan, summary
     summary.n_tars += len(night.observations)
     _write_night_truth(layout, plan, night, contexts, amps_json)
     for o in night.shots:
-        _write_shot_truth(layout, plan, night, o, scenes[o.obs], contexts, injected[o.obs])
+        _write_shot_truth(layout, plan, night, o, scenes[o.obs], contexts, injected[o.obs], line_truth[o.obs])
+        truth_mod.write_cosmics(layout.path("truth_cosmics", night=night.night, datevobs=o.datevobs),
+                                cosmics[o.obs])
         summary.shots.append(o.datevobs)
 
 
@@ -274,7 +287,7 @@ def _write_night_truth(layout: Layout, plan: ArchivePlan, night: NightPlan, cont
 
 
 def _write_shot_truth(layout: Layout, plan: ArchivePlan, night: NightPlan, o, scene, contexts,
-                      injected: list[dict]) -> None:
+                      injected: list[dict], line_truth: list[dict] | None = None) -> None:
     from hetred.sim import sky
 
     dvo = o.datevobs
@@ -289,5 +302,8 @@ def _write_shot_truth(layout: Layout, plan: ArchivePlan, night: NightPlan, o, sc
                        "sky_scale": c.level} for c in exps],
         "injected": sorted(injected, key=lambda r: -r["electrons"]),
         "injected_meaning": "source electrons per fiber (sum over columns, before noise), > 20 e-",
+        "line_electrons": line_truth or [],
+        "line_electrons_meaning": "per emission-line source (id of 'lines'), exposure and fiber: the "
+                                  "line's electrons summed over columns (before noise), > 0.5 e-",
     })
     write_json_atomic(layout.path("truth_shot", night=night.night, datevobs=dvo), data)

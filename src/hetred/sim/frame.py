@@ -37,7 +37,7 @@ from hetred.sim.plan import Exposure, Observation
 from hetred.virus import amp as ampgeom
 from hetred.virus.fplane import FplaneEntry
 
-FLAT_PEAK = (0.8e4, 1.2e4)      #: e- in the peak pixel of a nominal fiber
+FLAT_PEAK = (2.5e4, 3.5e4)      #: e- in the peak pixel of a nominal fiber (medians 11-15 kADU: above rsetflat's 7000)
 ARC_PEAK = (1.0e4, 3.0e4)
 TWI_PEAK = (2.0e3, 9.0e3)
 SKY_SCALE = (0.8, 1.5)          #: dark-time sky brightness factor per shot
@@ -76,6 +76,10 @@ class Rendered:
     data: np.ndarray          #: (1032, 1064) uint16, readout orientation
     bias_level: float         #: true bias level (ADU)
     injected: np.ndarray | None = None   #: (112,) source electrons per fiber (sci)
+    #: cosmic-ray deposits (raw rows, raw cols, electrons) in the data section (sci only)
+    cosmics: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    #: per emission-line source: (line index, fibers (m,), electrons per fiber (m,)) (sci only)
+    lines: list[tuple[int, np.ndarray, np.ndarray]] | None = None
 
 
 @dataclass
@@ -174,6 +178,32 @@ class AmpModel:
             elec[f] = gaussian_filter1d(elec[f], sig, mode="constant", truncate=5.0)
         return elec
 
+    def line_electrons(self, ctx: ExposureContext) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """Per emission-line source of the scene: (line index, fibers (m,) 0-based, electrons
+        per fiber summed over columns (m,)), computed exactly as :meth:`_sources` does for the
+        sum of all sources (transparency, throughput, LSF, fiber-to-fiber). No random draws."""
+        if ctx.scene is None or len(ctx.scene.lines) == 0:
+            return []
+        from hetred.sim import sky
+
+        o, e = self.optics, ctx.exposure
+        sub = (np.arange(SUBSAMPLE) + 0.5) / SUBSAMPLE - 0.5
+        xs = (np.arange(opt_mod.NCOLS)[:, None] + sub[None, :]).ravel()
+        wave_sub = spectra.wavelength(o.coeffs, xs)
+        mid = opt_mod.NCOLS // 2
+        out = []
+        for k, near, flux in sky.line_source_fluxes(ctx.scene, self.slot, self.amp, e.exp, wave_sub,
+                                                    ifuid=self.slot.ifuid):
+            flux = flux.reshape(len(near), opt_mod.NCOLS, SUBSAMPLE).mean(axis=2)
+            flux *= float(ctx.scene.transparency[e.exp - 1])
+            elec = spectra.electrons(flux, o.wave[near], o.dwave[near], e.exptime)
+            for j, f in enumerate(near):
+                sig = o.fwhm[f, mid] / 2.3548200450309493 / o.dwave[f, mid]
+                elec[j] = gaussian_filter1d(elec[j], sig, mode="constant", truncate=5.0)
+            elec *= o.ftf[near]
+            out.append((k, near, elec.sum(axis=1)))
+        return out
+
     # ------------------------------------------------------------------ frame
     def render(self, ctx: ExposureContext) -> Rendered:
         e = ctx.exposure
@@ -202,7 +232,10 @@ class AmpModel:
                   np.concatenate([hot_e, cr_e]))
         data = det_mod.digitise(dense, d, level, r, sparse=sparse, extra_adu=extra_adu)
         injected = src.sum(axis=1) if src is not None else None
-        return Rendered(data=data, bias_level=level, injected=injected)
+        if e.kind != "sci":
+            return Rendered(data=data, bias_level=level, injected=injected)
+        return Rendered(data=data, bias_level=level, injected=injected, cosmics=(cr_r, cr_c, cr_e),
+                        lines=self.line_electrons(ctx))
 
     def fits(self, ctx: ExposureContext) -> tuple[bytes, Rendered]:
         """The complete FITS file of this amp in this exposure."""
@@ -255,7 +288,8 @@ def night_contexts(seed: int, night_plan, slots, solar: np.ndarray | None = None
     from hetred.sim import sky
 
     scenes = {o.obs: sky.make_shot_scene(seeds.rng(seed, seeds.SCENE, night=night_plan.night, obs=o.obs),
-                                         night_plan.night, o.obs, slots, ra0=o.ra0, dec0=o.dec0)
+                                         night_plan.night, o.obs, slots, ra0=o.ra0, dec0=o.dec0,
+                                         bright_lines=o.bright_lines)
               for o in night_plan.shots}
     return [exposure_context(seed, e, o, scenes.get(o.obs), solar)
             for o in night_plan.observations for e in o.exposures]

@@ -42,9 +42,12 @@ class FrameCounts:
     cd: int = 1
     twi: int = 3
     shots: int = 1
+    #: bright emission lines (hetred.sim.sky.BRIGHT_LINES) added to every IFU of every shot, so
+    #: that line fluxes can be checked to 1 % (the random lines are mostly near the noise)
+    bright_lines: int = 0
 
     def replace(self, **changes: int | None) -> "FrameCounts":
-        vals = {k: getattr(self, k) for k in ("zro", "drk", "flt", "hg", "cd", "twi", "shots")}
+        vals = {k: getattr(self, k) for k in ("zro", "drk", "flt", "hg", "cd", "twi", "shots", "bright_lines")}
         vals.update({k: int(v) for k, v in changes.items() if v is not None})
         bad = [k for k, v in vals.items() if v < 0]
         if bad:
@@ -98,6 +101,7 @@ class Observation:
     ra0: float | None = None      #: planned pointing of a science shot (deg)
     dec0: float | None = None
     field_name: str = ""
+    bright_lines: int = 0         #: of hetred.sim.sky.BRIGHT_LINES, per IFU (science shots)
 
     @property
     def datevobs(self) -> str:
@@ -204,6 +208,7 @@ def plan_night(night: str, counts: FrameCounts) -> NightPlan:
         t_end = add("sci", name, 3, t, SCI_EXPTIME, SCI_EXPTIME + 7.4, EXPOSURE_GAP)
         o = observations[-1]
         o.ra0, o.dec0, o.field_name = ra0, dec0, name
+        o.bright_lines = counts.bright_lines
         if o.exposures[-1].end > alm["morning"]:
             raise ValueError(f"night {night}: {counts.shots} shots do not fit before morning twilight "
                              f"({s} fit)")

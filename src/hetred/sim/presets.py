@@ -4,7 +4,7 @@ Explicit options (nights, --ifuslots/--n-ifus, frame counts, --shots) override a
 
 * ``demo``: one night, 2 IFUs (slots 053 and 063), 20 biases (enough for a master bias), 1 dark, 16 flats
   (a pixel flat of 16 frames reaches 0.27 % photon noise), 2 Hg + 2 Cd arcs,
-  3 twilights, one science shot (3 dithers): 8 amps x 47 exposures (376 frames), about 0.8 GB, well under 90 s;
+  3 twilights, one science shot (3 dithers) with 4 bright emission lines per IFU: 8 amps x 47 exposures (376 frames), about 0.8 GB, well under 90 s;
 * ``month``: 6 nights x 2 IFUs, 4 biases a night (24 per amp over the month, enough for Karl's
   monthly master bias, >= 20), 2 flats, 1+1 arcs, 3 twilights and one shot a night;
 * ``full``: one night with all 78 IFUs (312 amps) streamed amp by amp (peak memory well under
@@ -27,7 +27,7 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    "demo": Preset("demo", "20180110", 2, FrameCounts(zro=20, drk=1, flt=16, hg=2, cd=2, twi=3, shots=1),
+    "demo": Preset("demo", "20180110", 2, FrameCounts(zro=20, drk=1, flt=16, hg=2, cd=2, twi=3, shots=1, bright_lines=4),
                    "one night, 2 IFUs: biases, dark, flats, arcs, twilights, one science shot"),
     "month": Preset("month", "20180110-20180115", 2,
                     FrameCounts(zro=4, drk=1, flt=2, hg=1, cd=1, twi=3, shots=1),

@@ -160,9 +160,16 @@ def _sample_g(rng: np.random.Generator, n: int, lo: float = 15.0, hi: float = 22
     return np.log10(a + u * (b - a)) / slope
 
 
+#: (IFU x, IFU y arcsec, wavelength Å, sigma Å) of the bright lines of ``bright_lines``
+BRIGHT_LINES = ((-10.2, 8.8, 3950.0, 2.0), (12.7, -6.6, 4250.0, 2.5), (2.5, 15.4, 4720.0, 3.0),
+                (-14.0, -11.0, 5080.0, 2.2))
+BRIGHT_FLUX = 1.5e-14        #: erg/s/cm^2 (~2-4e4 electrons in the fibers of one exposure)
+
+
 def make_shot_scene(rng: np.random.Generator, night: str, obs: int, slots: list[FplaneEntry],
                     n_stars_per_ifu: float = 2.0, n_lines_per_ifu: float = 3.0,
-                    ra0: float | None = None, dec0: float | None = None) -> ShotScene:
+                    ra0: float | None = None, dec0: float | None = None,
+                    bright_lines: int = 0) -> ShotScene:
     """Draw a random shot scene whose sources fall inside the IFUs of ``slots``.
 
     Per IFU slot (non-IFU entries are skipped): Poisson(n_stars_per_ifu) stars uniform in
@@ -172,7 +179,9 @@ def make_shot_scene(rng: np.random.Generator, night: str, obs: int, slots: list[
     lines have wave 3500-5500 Å, flux log-uniform 3e-17..1e-15 erg/s/cm², sigma 1.5-4 Å.
     Pointing defaults to a random spring-field centre; pa uniform 0-360 deg; header pointing
     off by 1-3" in a random direction and 0.05-0.1 deg in angle; FWHM 1.3-2.5"; transparency
-    uniform 0.9-1.1 per exposure.
+    uniform 0.9-1.1 per exposure. ``bright_lines`` (0-4): the first of :data:`BRIGHT_LINES`
+    are added to every IFU at :data:`BRIGHT_FLUX` after the random sources (no random draw
+    changes).
     """
     ra0 = float(rng.uniform(160.0, 230.0)) if ra0 is None else float(ra0)
     dec0 = float(rng.uniform(46.0, 56.0)) if dec0 is None else float(dec0)
@@ -202,6 +211,12 @@ def make_shot_scene(rng: np.random.Generator, night: str, obs: int, slots: list[
         for k in range(nl):
             lines.append((0, lra[k], ldec[k], lwave[k], lflux[k], lsig[k], slot.ifuslot,
                           lxy[k, 0], lxy[k, 1]))
+    for slot in (s for s in slots if s.is_ifu) if bright_lines > 0 else ():
+        chosen = BRIGHT_LINES[:bright_lines]
+        xy = np.array([[b[0], b[1]] for b in chosen])
+        bra, bdec = fiber_radec(slot, xy, 1, ra0, dec0, pa)
+        for k, b in enumerate(chosen):
+            lines.append((0, bra[k], bdec[k], b[2], BRIGHT_FLUX, b[3], slot.ifuslot, b[0], b[1]))
     star_arr = np.array(stars, dtype=STAR_DTYPE)
     line_arr = np.array(lines, dtype=LINE_DTYPE)
     star_arr["id"] = np.arange(1, len(star_arr) + 1)
@@ -274,6 +289,29 @@ def fiber_source_flux(scene: ShotScene, slot: FplaneEntry, amp: str, exp: int,
             w = wave[near]
             out[near] += _weights(scene, fxy[near], xy, w) * gaussian_line(
                 w, src["wave"], src["flux"], src["sigma"])
+    return out
+
+
+def line_source_fluxes(scene: ShotScene, slot: FplaneEntry, amp: str, exp: int, wave: np.ndarray,
+                       ifuid: str | None = None) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """The emission-line sources of :func:`fiber_source_flux` one by one (for the truth files).
+
+    wave: (112, n) Å as in :func:`fiber_source_flux`. Returns a list of (line index into
+    ``scene.lines``, fibers (m,) 0-based multi-file rows, flux (m, n) erg/s/cm²/Å above the
+    atmosphere), the same numbers :func:`fiber_source_flux` adds for that line. No random draws.
+    """
+    wave = np.asarray(wave, dtype=float)
+    fxy = _amp_xy(amp, slot.ifuid if ifuid is None else ifuid)
+    _, _, iline, lxy = _sources_near_ifu(scene, slot, exp)
+    reach = MAX_RADIUS + float(np.max(np.abs(ADR_OFFSET))) + 0.1
+    out = []
+    for k, xy in zip(iline, lxy):
+        near = np.nonzero(np.hypot(*(fxy - xy).T) < reach)[0]
+        if near.size:
+            src = scene.lines[k]
+            w = wave[near]
+            out.append((int(k), near, _weights(scene, fxy[near], xy, w)
+                        * gaussian_line(w, src["wave"], src["flux"], src["sigma"])))
     return out
 
 

@@ -10,6 +10,7 @@
   and bias levels by stamp, the lamp/twilight/sky levels;
 * ``truth_shot`` JSON: :func:`hetred.sim.sky.scene_truth` plus per-exposure stamps,
   transparency, sky level, and the source electrons injected into each fiber;
+* ``truth_cosmics`` NPZ per shot: the cosmic-ray pixels of every science frame (oriented);
 * ``truth_fplane``: the simulated focal plane with the CONTID column.
 """
 from __future__ import annotations
@@ -136,6 +137,42 @@ def amp_truth_hdul(m: AmpModel, exposures: list[dict]) -> fits.HDUList:
 
 def write_amp_truth(path: str | Path, m: AmpModel, exposures: list[dict]) -> None:
     write_fits_atomic(path, amp_truth_hdul(m, exposures))
+
+
+def write_cosmics(path: str | Path, records: list[tuple]) -> None:
+    """The ``truth_cosmics`` NPZ of one shot: one row per cosmic-ray pixel of every science
+    exposure and amp, deposits on the same pixel summed. Arrays (n,): ``exp`` int16, ``ifuslot``
+    int16, ``amp`` '<U2', ``y``, ``x`` int16 (ORIENTED 0-based row and column), ``electrons``
+    float32. ``records``: (exp, ifuslot, amp, raw rows, raw cols, electrons) per frame."""
+    from hetred.io.atomic import atomic_path
+
+    cols: dict[str, list] = {k: [] for k in ("exp", "ifuslot", "amp", "y", "x", "electrons")}
+    for exp, slot, amp, rows, cc, el in records:
+        if len(rows) == 0:
+            continue
+        key = np.asarray(rows, np.int64) * det_mod.NCOLS + np.asarray(cc, np.int64)
+        uk, inv = np.unique(key, return_inverse=True)
+        tot = np.bincount(inv, weights=np.asarray(el, float))
+        y, x = det_mod.raw_to_oriented(uk // det_mod.NCOLS, uk % det_mod.NCOLS, amp)
+        n = len(uk)
+        cols["exp"].append(np.full(n, exp, np.int16))
+        cols["ifuslot"].append(np.full(n, slot, np.int16))
+        cols["amp"].append(np.full(n, amp, "<U2"))
+        cols["y"].append(np.asarray(y, np.int16))
+        cols["x"].append(np.asarray(x, np.int16))
+        cols["electrons"].append(tot.astype(np.float32))
+    dtypes = {"exp": np.int16, "ifuslot": np.int16, "amp": "<U2", "y": np.int16, "x": np.int16,
+              "electrons": np.float32}
+    arrays = {k: (np.concatenate(v) if v else np.zeros(0, dtypes[k])) for k, v in cols.items()}
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+
+def read_cosmics(path: str | Path) -> dict[str, np.ndarray]:
+    """The arrays of a :func:`write_cosmics` file."""
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
 
 
 def amp_summary(m: AmpModel, exposures: list[dict]) -> dict:
