@@ -28,6 +28,10 @@ def _reduce_job(layout, month, expo, solar, overwrite):
 @click.command("twical", epilog=EXAMPLES)
 @click.argument("month")
 @click.option("--ifuslot", "ifuslots", multiple=True, metavar="SLOT", help="IFU slot (repeatable).")
+@click.option("--amp", "amp_sel", multiple=True, type=click.Choice(("LL", "LU", "RL", "RU")),
+              help="Amp (repeatable); default: all.")
+@click.option("--exposure", "exp_sel", multiple=True, metavar="DATEvOBS_expNN",
+              help="Only this twilight exposure, e.g. 20180110v001_exp01 (repeatable).")
 @click.option("--step", type=click.Choice(("reduce", "combine", "a2a", "all")), default="all",
               show_default=True, help="Which step to run.")
 @click.option("--solar", type=click.Path(dir_okay=False, exists=True),
@@ -38,7 +42,8 @@ def _reduce_job(layout, month, expo, solar, overwrite):
 @click.option("--overwrite", is_flag=True, help="Redo units that are already done.")
 @click.option("--dry-run", is_flag=True, help="List the units; write nothing.")
 @click.pass_context
-def command(ctx, month, ifuslots, step, solar, solar_fwhm, jobs, overwrite, dry_run) -> None:
+def command(ctx, month, ifuslots, amp_sel, exp_sel, step, solar, solar_fwhm, jobs, overwrite,
+            dry_run) -> None:
     """Twilight calibration of MONTH (YYYYMM): traces, profile, wavelength, fiber-to-fiber per
     twilight exposure and amp (reduce), their monthly biweight per amp (combine -> lib_calib/MONTH),
     and the amp-to-amp normalisation over the field (a2a) with a QA PNG per IFU."""
@@ -51,7 +56,9 @@ def command(ctx, month, ifuslots, step, solar, solar_fwhm, jobs, overwrite, dry_
         slots = sorted({int(s) for s in ifuslots})
     except ValueError:
         raise HetredError("--ifuslot must be a number like 053") from None
-    expos = [e for e in TW.month_exposures(layout, month) if not slots or e.twi.ifuslot in slots]
+    expos = [e for e in TW.month_exposures(layout, month) if (not slots or e.twi.ifuslot in slots)
+             and (not amp_sel or e.twi.amp in amp_sel)
+             and (not exp_sel or f"{e.datevobs}_exp{e.twi.exp:02d}" in exp_sel)]
     if not expos:
         raise HetredError(f"no twilight exposures in the {month} tarlist: nothing to do")
     amps = sorted({(e.twi.ifuslot, e.twi.amp) for e in expos})

@@ -4,7 +4,10 @@
 whose listed outputs all exist) unless ``overwrite``; it times the call; on success it writes a
 done marker (JSON: stage, unit, inputs, outputs, counts, timings, hetred version, host); on a
 :class:`~hetred.errors.HetredError` it writes a failed marker with the one-line reason and returns
-instead of raising, so the other units go on.
+instead of raising, so the other units go on. A unit being (re)done loses its done marker when it
+starts; any other exception (a bug, Ctrl-C, the SIGTERM of a Slurm time limit or scancel, turned
+into SystemExit by ``hetred.cli.main``) writes a failed marker and is re-raised. A unit killed
+outright (SIGKILL) therefore has no marker: never a done one.
 """
 from __future__ import annotations
 
@@ -69,17 +72,20 @@ def run_unit(layout: Layout, stage: str, unit: str, fn: Callable[[], UnitOutcome
         return UnitResult(stage, unit, "skipped", message="already done (use --overwrite to redo)")
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
+    # a unit being (re)done is not done until it finishes again: a kill (SIGKILL, node loss) mid-way
+    # leaves no done marker, so --rerun-failed picks it up
+    done.unlink(missing_ok=True)
     try:
         outcome = fn()
     except HetredError as err:
         seconds = time.perf_counter() - t0
-        write_json_atomic(failed, {
-            "stage": stage, "unit": unit, "status": "failed", "reason": str(err),
-            "started": started.isoformat(), "seconds": round(seconds, 3),
-            "hetred_version": __version__, "host": socket.gethostname(),
-        })
-        done.unlink(missing_ok=True)
+        _write_failed(failed, stage, unit, str(err), started, seconds)
         return UnitResult(stage, unit, "failed", seconds, str(err))
+    except BaseException as err:  # a bug, Ctrl-C, SIGTERM (hetred.cli.main): failed marker, re-raise
+        text = f"{err.__class__.__name__}: {err}" if str(err) else err.__class__.__name__
+        why = "unexpected error" if isinstance(err, Exception) else "interrupted"
+        _write_failed(failed, stage, unit, f"{why}: {text}", started, time.perf_counter() - t0)
+        raise
     seconds = time.perf_counter() - t0
     write_json_atomic(done, {
         "stage": stage, "unit": unit, "status": "done",
@@ -89,3 +95,11 @@ def run_unit(layout: Layout, stage: str, unit: str, fn: Callable[[], UnitOutcome
     })
     failed.unlink(missing_ok=True)
     return UnitResult(stage, unit, "done", seconds, outcome=outcome)
+
+
+def _write_failed(path: Path, stage: str, unit: str, reason: str, started: datetime, seconds: float) -> None:
+    write_json_atomic(path, {
+        "stage": stage, "unit": unit, "status": "failed", "reason": reason,
+        "started": started.isoformat(), "seconds": round(seconds, 3),
+        "hetred_version": __version__, "host": socket.gethostname(),
+    })

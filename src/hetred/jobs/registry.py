@@ -1,0 +1,280 @@
+"""The stage registry: which stages exist, in the order of the process, and their units.
+
+One :class:`StageSpec` per schedulable stage. A spec knows how to enumerate its units for a
+:class:`Scope` (a month, optionally narrowed to a night, a shot or IFU slots) exactly as the
+stage's own CLI does, and how to select exactly one unit on the command line: every
+:class:`Unit` carries the ``hetred`` arguments (subcommand and options, without the global
+``--raw/--red/--config``) that run it and nothing else. ``hetred slurm-gen`` writes those
+arguments as job-file lines; ``hetred run`` executes them in worker processes.
+
+Adding a stage is one entry in :data:`REGISTRY` (or :func:`_optional_stages` for a stage whose
+module may not exist yet): a name (its marker stage, ``markers/{name}/``), the group the user
+names (``twical`` stands for its three steps), an enumerator, and a default time per unit
+(seconds, used by ``slurm-gen -t`` until done markers give measured ones).
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from hetred.errors import HetredError
+from hetred.layout import Layout
+from hetred.lists.tarlist import TarEntry
+from hetred.virus.amp import AMPS
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One unit of work: its marker (stage, uid) and the ``hetred`` arguments that run it alone."""
+
+    stage: str                  #: marker stage, e.g. ``twical-reduce``
+    uid: str                    #: marker name, e.g. ``20180110v001_exp01_053_LL``
+    args: tuple[str, ...]       #: subcommand and options, e.g. ``("bias", "201801", "--ifuslot", "053", ...)``
+
+
+@dataclass
+class Scope:
+    """What to enumerate: a month's tarlist entries, optionally narrowed.
+
+    ``night`` (YYYYMMDD) and ``shot`` (DATEvOBS) narrow the per-exposure stages (twical reduce,
+    sci); monthly stages (bias, bgmodel, twical combine/a2a) always cover the month, their unit
+    being monthly. ``ifuslots`` narrows every stage, as ``--ifuslot`` does on the stage CLIs.
+    """
+
+    layout: Layout
+    month: str
+    entries: Sequence[TarEntry]
+    night: str | None = None
+    shot: str | None = None
+    ifuslots: tuple[int, ...] = ()
+    stage_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)   #: stage -> why it has no units
+
+    @property
+    def label(self) -> str:
+        """The tag in job-file names: the shot, else the night, else the month."""
+        return self.shot or self.night or self.month
+
+    def in_scope(self, e: TarEntry) -> bool:
+        """Whether a per-exposure entry belongs to the night / shot asked for."""
+        return self.in_scope_shot(f"{e.night}v{e.obs:03d}")
+
+    def in_scope_shot(self, datevobs: str) -> bool:
+        """Whether a shot (DATEvOBS) belongs to the night / shot asked for."""
+        if self.shot is not None and datevobs != self.shot:
+            return False
+        return self.night is None or datevobs.startswith(self.night)
+
+    def slots(self, found: Sequence[int]) -> list[int]:
+        """The IFU slots asked for (as the CLIs: given slots are used as given), else ``found``."""
+        return sorted(set(self.ifuslots)) if self.ifuslots else sorted(set(found))
+
+    def slot_args(self) -> tuple[str, ...]:
+        return tuple(a for s in sorted(set(self.ifuslots)) for a in ("--ifuslot", f"{s:03d}"))
+
+
+Enumerator = Callable[[Scope], list[Unit]]
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """A schedulable stage."""
+
+    name: str                   #: marker stage and jobs/ folder
+    group: str                  #: the name users give (``twical`` = its three steps)
+    enumerate: Enumerator
+    default_seconds: float      #: per unit, until done markers give a measured median
+    #: a unit that combines the group's earlier units: redone (--overwrite) when any of them reruns
+    aggregate: bool = False
+    description: str = ""
+    #: why its units cannot run yet (e.g. its command is not installed): counted, never written
+    missing: str = ""
+    #: run once after the stage by ``hetred run`` when a unit was done (a month-wide table)
+    finalize: Callable[[Layout], None] | None = None
+
+
+# ------------------------------------------------------------------------------------------------
+# enumerators (the same selection as each stage's CLI)
+
+def _bias(scope: Scope) -> list[Unit]:
+    from hetred.calib.bias import STAGE, unit_id
+    from hetred.calib.bias_io import index_zro
+
+    index = index_zro(scope.entries)
+    slots = scope.slots([k[0] for k in index])
+    return [Unit(STAGE, unit_id(scope.month, s, a), ("bias", scope.month, "--ifuslot", f"{s:03d}", "--amp", a))
+            for s in slots for a in AMPS]
+
+
+def _bgmodel(scope: Scope) -> list[Unit]:
+    from hetred.calib.background import KINDS, STAGE, index_frames, unit_id
+
+    index = index_frames(scope.entries)
+    slots = scope.slots([k[0] for k in index])
+    return [Unit(STAGE, unit_id(scope.month, s, a, k),
+                 ("bgmodel", scope.month, "--ifuslot", f"{s:03d}", "--amp", a, "--kind", k))
+            for s in slots for a in AMPS for k in KINDS]
+
+
+def _twilights(scope: Scope) -> list[Any]:
+    from hetred.calib.twical import Exposure
+
+    cmp: dict[tuple[str, int, str], list[TarEntry]] = {}
+    twi = []
+    for e in scope.entries:
+        if e.kind == "twi" and (not scope.ifuslots or e.ifuslot in scope.ifuslots):
+            twi.append(e)
+        elif e.kind == "cmp":
+            cmp.setdefault((e.night, e.ifuslot, e.amp), []).append(e)
+    return [Exposure(t, tuple(cmp.get((t.night, t.ifuslot, t.amp), ()))) for t in twi]
+
+
+def _twical_reduce(scope: Scope) -> list[Unit]:
+    from hetred.calib.twical import STAGE_REDUCE
+
+    out = []
+    for x in _twilights(scope):
+        if not scope.in_scope(x.twi):
+            continue
+        out.append(Unit(STAGE_REDUCE, x.unit,
+                        ("twical", scope.month, "--step", "reduce", "--ifuslot", f"{x.twi.ifuslot:03d}",
+                         "--amp", x.twi.amp, "--exposure", f"{x.datevobs}_exp{x.twi.exp:02d}")))
+    return out
+
+
+def _twical_combine(scope: Scope) -> list[Unit]:
+    from hetred.calib.twical import STAGE_COMBINE, unit_combine
+
+    amps = sorted({(x.twi.ifuslot, x.twi.amp) for x in _twilights(scope)})
+    return [Unit(STAGE_COMBINE, unit_combine(scope.month, s, a),
+                 ("twical", scope.month, "--step", "combine", "--ifuslot", f"{s:03d}", "--amp", a))
+            for s, a in amps]
+
+
+def _twical_a2a(scope: Scope) -> list[Unit]:
+    from hetred.calib.twical import STAGE_A2A
+
+    if not _twilights(scope):
+        return []
+    slots = sorted(set(scope.ifuslots))
+    uid = scope.month if not slots else f"{scope.month}_" + "_".join(f"{s:03d}" for s in slots)
+    return [Unit(STAGE_A2A, uid, ("twical", scope.month, "--step", "a2a", *scope.slot_args()))]
+
+
+def _flat(scope: Scope) -> list[Unit]:
+    from hetred.calib import pixelflat as P
+
+    settings = P.FlatSettings.from_config(scope.stage_settings.get(P.STAGE))
+    nights = [scope.night] if scope.night else scope.layout.nights_of_month(scope.month)
+    if not nights:
+        scope.notes[P.STAGE] = f"cameras come from the raw headers: no nights of {scope.month} under {scope.layout.raw}"
+        return []
+    frames = P.find_frames(scope.layout, nights, None, list(scope.ifuslots) or None, settings.kind_list)
+    where = ("--night", scope.night) if scope.night else ("--month", scope.month)
+    return [Unit(P.STAGE, P.unit_id(sp, a), ("flat", f"{sp:03d}", *where, *scope.slot_args(), "--amp", a))
+            for sp in sorted({f.specid for f in frames}) for a in AMPS]
+
+
+def _pixmask_table(layout: Layout) -> None:
+    """Rebuild pix_mask.tab from every pixel flat: each flat unit rebuilds it, and two units
+    ending together can each write a table without the other's boxes."""
+    from hetred.calib.pixelflat import write_pixmask_table
+
+    write_pixmask_table(layout)
+
+
+def _sci(scope: Scope) -> list[Unit]:
+    """Science units, shot x exposure x IFU: ``hetred.sci.run.sci_units`` on the month's tarlist;
+    when that is not written yet (a dry run planned from a list), the same grouping of the
+    scope's entries (night, obs, exp, IFU slot, stamp)."""
+    mod = importlib.import_module("hetred.sci.run")
+    stage = getattr(mod, "STAGE", "sci")
+    if scope.layout.path("tarlist", month=scope.month).exists():
+        items = mod.sci_units(scope.layout, month=scope.month, shot=scope.shot, exp=None,
+                              ifuslots=list(scope.ifuslots) or None)
+    else:
+        groups: dict[tuple, list[TarEntry]] = {}
+        for e in scope.entries:
+            if e.kind == "sci" and (not scope.ifuslots or e.ifuslot in scope.ifuslots):
+                groups.setdefault((e.night, e.obs, e.exp, e.ifuslot, e.stamp), []).append(e)
+        items = [mod.SciUnit(*k, tuple(v)) for k, v in sorted(groups.items())]
+    out = []
+    for it in items:
+        datevobs = str(_attr(it, "datevobs"))
+        if not scope.in_scope_shot(datevobs):
+            continue
+        exp, slot = int(_attr(it, "exp")), int(_attr(it, "ifuslot"))
+        out.append(Unit(stage, str(_attr(it, "unit")),
+                        ("sci", "--shot", datevobs, "--exp", str(exp), "--ifuslot", f"{slot:03d}")))
+    return out
+
+
+def _attr(obj: Any, *names: str) -> Any:
+    for n in names:
+        if isinstance(obj, dict) and n in obj:
+            return obj[n]
+        if hasattr(obj, n):
+            v = getattr(obj, n)
+            return v() if callable(v) else v
+    raise HetredError(f"sci unit {obj!r} has none of {', '.join(names)}")
+
+
+# ------------------------------------------------------------------------------------------------
+# the registry
+
+REGISTRY: tuple[StageSpec, ...] = (
+    StageSpec("bias", "bias", _bias, 120.0, description="master bias per IFU slot and amp"),
+    StageSpec("bgmodel", "bgmodel", _bgmodel, 60.0,
+              description="background model per IFU slot, amp and kind"),
+    StageSpec("twical-reduce", "twical", _twical_reduce, 60.0,
+              description="one twilight exposure and amp: trace, profile, wavelength, fiber-to-fiber"),
+    StageSpec("twical-combine", "twical", _twical_combine, 60.0,
+              description="monthly calibration library per IFU slot and amp"),
+    StageSpec("twical-a2a", "twical", _twical_a2a, 600.0, aggregate=True,
+              description="amp-to-amp normalisation of the month, QA"),
+    StageSpec("flat", "flat", _flat, 600.0, description="pixel flat per camera and amp",
+              finalize=_pixmask_table),
+)
+
+
+def _optional_stages() -> tuple[StageSpec, ...]:
+    """Stages whose code may not exist yet: registered only when importable."""
+    out = []
+    try:
+        mod = importlib.import_module("hetred.sci.run")
+    except ImportError:
+        mod = None
+    if mod is not None and hasattr(mod, "sci_units"):
+        missing = "" if importlib.util.find_spec("hetred.cli.sci") else "the hetred sci command is not installed yet"
+        out.append(StageSpec(getattr(mod, "STAGE", "sci"), "sci", _sci, 120.0, missing=missing,
+                             description="one shot, exposure and IFU: multi files, rectified spectra"))
+    return tuple(out)
+
+
+def stages() -> tuple[StageSpec, ...]:
+    """Every implemented stage, in the order of the process."""
+    return REGISTRY + _optional_stages()
+
+
+def resolve(text: str) -> list[StageSpec]:
+    """``all``, one name or a comma list of stage or group names -> specs in process order."""
+    available = stages()
+    names = {s.name for s in available} | {s.group for s in available}
+    wanted = [w.strip() for w in text.split(",") if w.strip()]
+    if not wanted:
+        raise HetredError("no stage given (use all or one of: " + ", ".join(sorted(names)) + ")")
+    if "all" in wanted:
+        return list(available)
+    unknown = [w for w in wanted if w not in names]
+    if unknown:
+        raise HetredError(f"unknown stage(s) {', '.join(unknown)}; implemented: all, "
+                          + ", ".join(dict.fromkeys(s.group for s in available))
+                          + " (twical = " + ", ".join(s.name for s in available if s.group == "twical") + ")")
+    return [s for s in available if s.name in wanted or s.group in wanted]
+
+
+def enumerate_units(spec: StageSpec, scope: Scope) -> list[Unit]:
+    """The units of one stage (a HetredError from the stage's own code is passed on)."""
+    return spec.enumerate(scope)

@@ -1,0 +1,240 @@
+"""``hetred run``: the implemented stages in order on this machine, N worker processes.
+
+Each unit is the same command a job-file line would run (:class:`hetred.jobs.registry.Unit`
+arguments after the global ``-q --raw --red [--config]``), executed in a worker process through
+the click group, i.e. through the stage's own CLI, ``run_*`` function and
+:func:`~hetred.jobs.units.run_unit`. Its outcome is read back from the unit's markers: a done
+marker started by this call is *done*, an older one *skipped*, a failed marker started by this
+call *failed* with its one-line reason. Stages run one after the other (stage k+1 starts when
+every unit of stage k has ended), as the ``afterok`` chain of ``hetred slurm-gen`` does.
+
+Also here: :func:`scope_entries`, how ``slurm-gen`` and ``run`` find a month's tarlist entries
+for MONTH / ``--night`` / ``--shot`` / ``--from-list``.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import time
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
+
+from hetred.errors import HetredError
+from hetred.jobs.registry import Scope, StageSpec, Unit, enumerate_units
+from hetred.jobs.units import is_done, run_unit
+from hetred.layout import Layout
+from hetred.lists.tarlist import (TarEntry, build_inventory, month_entries, planned_entries,
+                                  run_tarlist)
+
+_NIGHT = re.compile(r"\d{8}")
+_SHOT = re.compile(r"\d{8}v\d{3}")
+
+
+# ------------------------------------------------------------------------------------------------
+# what to plan from
+
+def scope_month(month: str | None, night: str | None, shot: str | None) -> str | None:
+    """MONTH from the arguments (checked for agreement), or None when only a list can tell."""
+    if night is not None and not _NIGHT.fullmatch(night):
+        raise HetredError(f"--night must be YYYYMMDD, got {night!r}")
+    if shot is not None and not _SHOT.fullmatch(shot):
+        raise HetredError(f"--shot must be DATEvOBS like 20180110v013, got {shot!r}")
+    if month is not None and not re.fullmatch(r"\d{6}", month):
+        raise HetredError(f"MONTH must be YYYYMM, got {month!r}")
+    found = {m for m in (month, night and night[:6], shot and shot[:6]) if m}
+    if len(found) > 1:
+        raise HetredError(f"MONTH, --night and --shot disagree: {', '.join(sorted(found))}")
+    if night and shot and not shot.startswith(night):
+        raise HetredError(f"--shot {shot} is not of --night {night}")
+    return found.pop() if found else None
+
+
+def scope_entries(layout: Layout, month: str | None, night: str | None, shot: str | None,
+                  from_list: Path | None, dry_run: bool) -> tuple[str, list[TarEntry], str]:
+    """(month, its tarlist entries, a note) for slurm-gen / run.
+
+    ``from_list``: the list's entries (repeats dropped, as ``hetred tarlist --from-list``); unless
+    ``dry_run`` the list is written as the month's tarlist first (the tarlist unit, skipped when
+    done), since every job-file line reads it. Otherwise the month's tarlist, made from the raw
+    tars when missing (a dry run scans the tars and writes nothing).
+    """
+    month = scope_month(month, night, shot)
+    note = ""
+    if from_list is not None:
+        try:
+            lines = Path(from_list).read_text().splitlines()
+        except OSError as err:
+            raise HetredError(f"cannot read tarlist {from_list}: {err.strerror or err}") from None
+        kept = build_inventory(month or "", lines).kept
+        if month is None:
+            months = sorted({e.night[:6] for e in kept})
+            if len(months) != 1:
+                raise HetredError(f"{from_list} holds months {', '.join(months) or 'none'}: give MONTH")
+            month = months[0]
+        if dry_run:
+            return month, kept, f"planned from {from_list} (the month's tarlist is not written in a dry run)"
+        r = run_unit(layout, "tarlist", month, lambda: run_tarlist(layout, month, Path(from_list)))
+        if r.status == "failed":
+            raise HetredError(f"tarlist {month} from {from_list}: {r.message}")
+        note = (f"wrote the tarlist {layout.path('tarlist', month=month)} from {from_list}"
+                if r.status == "done" else f"the {month} tarlist is already done: using it")
+        return month, list(month_entries(layout, month)), note
+    if month is None:
+        raise HetredError("give MONTH, --night, --shot or --from-list")
+    if dry_run:
+        entries, planned = planned_entries(layout, month)
+        if planned:
+            note = f"planned from a scan of the raw tars (would write {layout.path('tarlist', month=month)})"
+        return month, entries, note
+    had = layout.path("tarlist", month=month).exists()
+    entries = list(month_entries(layout, month))
+    if not had:
+        note = f"wrote the tarlist {layout.path('tarlist', month=month)} from the raw tars"
+    return month, entries, note
+
+
+def unit_done(layout: Layout, unit: Unit) -> bool:
+    """Whether a unit has a done marker and all its outputs."""
+    return is_done(layout, unit.stage, unit.uid)
+
+
+# ------------------------------------------------------------------------------------------------
+# running units
+
+def execute(argv: Sequence[str]) -> tuple[float, int, str]:
+    """Run one ``hetred`` command in this process: (start time, exit code, its stderr text)."""
+    import click
+
+    from hetred.cli import cli
+
+    t0 = time.time()
+    err, out = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        try:
+            rv = cli.main(args=list(argv), prog_name="hetred", standalone_mode=False)
+            rc = rv if isinstance(rv, int) else 0
+        except HetredError as e:
+            err.write(f"hetred: error: {e}\n")
+            rc = 1
+        except click.exceptions.Abort:
+            rc = 130
+        except click.ClickException as e:
+            err.write(f"hetred: error: {e.format_message()}\n")
+            rc = e.exit_code
+        except Exception as e:  # noqa: BLE001 - a unit's bug must not end the others
+            err.write(f"hetred: internal error: {e.__class__.__name__}: {e}\n")
+            rc = 2
+    return t0, rc, err.getvalue()
+
+
+def _started(path: Path) -> float | None:
+    try:
+        return datetime.fromisoformat(json.loads(path.read_text())["started"]).timestamp()
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def classify(layout: Layout, unit: Unit, t0: float, rc: int, err: str) -> tuple[str, str]:
+    """(status, message) of a unit after :func:`execute` started it at ``t0``."""
+    failed = layout.path("marker_failed", stage=unit.stage, unit=unit.uid)
+    done = layout.path("marker_done", stage=unit.stage, unit=unit.uid)
+    fs, ds = _started(failed), _started(done)
+    if fs is not None and fs >= t0 and (ds is None or fs >= ds):
+        try:
+            return "failed", str(json.loads(failed.read_text()).get("reason", ""))
+        except (OSError, ValueError):
+            return "failed", "failed marker unreadable"
+    if ds is not None and ds >= t0:
+        return "done", ""
+    if ds is not None and rc == 0:
+        return "skipped", ""
+    lines = [x.strip() for x in err.splitlines() if x.strip()]
+    errs = [x for x in lines if x.startswith("hetred:")]
+    return "failed", (errs or lines or [f"exit status {rc}, no marker"])[-1]
+
+
+@dataclass
+class StageReport:
+    """What one stage of ``hetred run`` did."""
+
+    stage: str
+    units: int = 0
+    done: int = 0
+    skipped: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)    #: (unit, reason)
+    seconds: float = 0.0
+    note: str = ""
+
+
+Progress = Callable[[Iterable[Future], str, int], Iterator[Future]]
+
+
+def _plain(items: Iterable[Future], description: str, total: int) -> Iterator[Future]:
+    yield from items
+
+
+def run_stage(layout: Layout, global_args: Sequence[str], spec: StageSpec, units: Sequence[Unit],
+              jobs: int = 1, overwrite: Sequence[bool] | bool = False, progress: Progress = _plain,
+              pool: ProcessPoolExecutor | None = None) -> StageReport:
+    """Run a stage's units (``jobs`` at a time in ``pool``; in this process when ``jobs`` = 1)."""
+    rep = StageReport(spec.name, units=len(units))
+    flags = [overwrite] * len(units) if isinstance(overwrite, bool) else list(overwrite)
+    argvs = [[*global_args, *u.args, *(["--overwrite"] if f else [])] for u, f in zip(units, flags)]
+    t = time.perf_counter()
+    if jobs > 1 and pool is not None and len(units) > 1:
+        futs = {pool.submit(execute, a): u for a, u in zip(argvs, units)}
+        results = ((futs[f], f.result()) for f in progress(as_completed(futs), spec.name, len(futs)))
+    else:
+        def _serial() -> Iterator[tuple[Unit, tuple[float, int, str]]]:
+            for a, u in zip(argvs, units):
+                yield u, execute(a)
+        results = _serial()
+    for unit, (t0, rc, err) in results:
+        status, msg = classify(layout, unit, t0, rc, err)
+        if status == "done":
+            rep.done += 1
+        elif status == "skipped":
+            rep.skipped += 1
+        else:
+            rep.failed.append((unit.uid, msg))
+    rep.seconds = time.perf_counter() - t
+    return rep
+
+
+def run_chain(layout: Layout, global_args: Sequence[str], specs: Sequence[StageSpec], scope: Scope,
+              jobs: int = 1, overwrite: bool = False, progress: Progress = _plain,
+              on_stage: Callable[[StageSpec, int], None] | None = None) -> list[StageReport]:
+    """Every stage in order; an aggregate stage (twical a2a) is redone when a unit of its group
+    was done in this call."""
+    reports: list[StageReport] = []
+    ran_groups: set[str] = set()
+    pool = ProcessPoolExecutor(max_workers=jobs) if jobs > 1 else None
+    try:
+        for spec in specs:
+            try:
+                units = enumerate_units(spec, scope)
+            except HetredError as err:
+                reports.append(StageReport(spec.name, failed=[("(units)", str(err))]))
+                continue
+            if spec.missing:
+                reports.append(StageReport(spec.name, units=len(units), note=f"{spec.missing}: not run"))
+                continue
+            if on_stage is not None:
+                on_stage(spec, len(units))
+            redo = overwrite or (spec.aggregate and spec.group in ran_groups)
+            rep = run_stage(layout, global_args, spec, units, jobs, redo, progress, pool)
+            rep.note = scope.notes.get(spec.name, "")
+            if rep.done:
+                ran_groups.add(spec.group)
+                if spec.finalize is not None:
+                    spec.finalize(layout)
+            reports.append(rep)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    return reports
