@@ -439,6 +439,9 @@ def run_bgmodel(layout: Layout, month: str, ifuslot: int, amp: str, kind: str,
             missing = sorted({f"masterbias_{r.specid:03d}_{r.contid}_{amp}" for r in records
                               if r.verdict == "no_masterbias"})
             hint = f"; no {', '.join(missing)} (run hetred bias {month})" if missing else ""
+            bad = [r for r in records if r.verdict == "unreadable"]
+            if bad:     # name the first unreadable file (its RawReadError text names the member)
+                hint += f"; unreadable: {bad[0].note}" + (f" (+{len(bad) - 1} more)" if len(bad) > 1 else "")
             raise HetredError(f"no {kind} frames with {s.cut_text(kind)} for {slot} in {month} "
                               f"({', '.join(why)}){hint}")
         timings["read"], t1 = time.perf_counter() - t0, time.perf_counter()
