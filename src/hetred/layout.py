@@ -100,6 +100,8 @@ TABLE: tuple[Entry, ...] = (
     Entry("pixelflat", "red", _LIB + "/lib_pflat/pixelflat_cam{specid:03d}_{amp}.fits",
           "pixel flat per camera and amp"),
     Entry("pixmask", "red", _LIB + "/lib_pflat/pix_mask.tab", "bad-pixel boxes: amp x1 x2 y1 y2"),
+    Entry("pixmask_lock", "red", _LIB + "/lib_pflat/.pix_mask.tab.lock",
+          "lock file: one flat unit at a time rebuilds pix_mask.tab"),
     # --- step 7: science reductions ---------------------------------------------------------
     Entry("multi", "red", _RED_SCI + "/multi_{specid:03d}_{ifuslot:03d}_{ifuid}_{amp}.fits",
           "Karl's 17-HDU multi file per amp and exposure"),

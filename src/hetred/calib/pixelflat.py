@@ -454,20 +454,34 @@ def read_boxes(path: str | Path) -> tuple[int, str, list[pixmask.Box]]:
 
 
 def write_pixmask_table(layout: Layout) -> tuple[Path, int]:
-    """Gather MASKBOXES of every pixel flat of the library into ``pix_mask.tab``."""
+    """Gather MASKBOXES of every pixel flat of the library into ``pix_mask.tab``.
+
+    Flat units running side by side (a Slurm job file) each rebuild the table after writing
+    their flat; the rebuild (read every flat, write the table) holds an exclusive lock on the
+    layout's ``pixmask_lock`` file, so the last unit to take it reads every flat written before
+    and no unit's boxes are lost."""
+    import fcntl
+
     from hetred.io.atomic import write_text_atomic
 
-    rows = []
-    for p in layout.glob("pixelflat"):
+    lock = layout.path("pixmask_lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:
-            slot, amp, boxes = read_boxes(p)
-        except (OSError, KeyError, ValueError):
-            continue
-        rows += [(f"{slot:03d}{amp}", b) for b in boxes]
-    path = layout.path("pixmask")
-    write_text_atomic(path, pixmask.format_pixmask(rows, [
-        f"hetred {__version__} bad-pixel boxes from the pixel flats in {path.parent}",
-        "x = column, y = row of the ORIENTED frame, 1-based, inclusive (docs/stages/flat.md)"]))
+            rows = []
+            for p in layout.glob("pixelflat"):
+                try:
+                    slot, amp, boxes = read_boxes(p)
+                except (OSError, KeyError, ValueError):
+                    continue
+                rows += [(f"{slot:03d}{amp}", b) for b in boxes]
+            path = layout.path("pixmask")
+            write_text_atomic(path, pixmask.format_pixmask(rows, [
+                f"hetred {__version__} bad-pixel boxes from the pixel flats in {path.parent}",
+                "x = column, y = row of the ORIENTED frame, 1-based, inclusive (docs/stages/flat.md)"]))
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
     return path, len(rows)
 
 
