@@ -76,3 +76,48 @@ def load_config(path: str | Path | None = None, raw: str | Path | None = None,
         sources.append("--red")
     cfg.source = " < ".join(sources)
     return cfg
+
+
+def parse_stage_table(cls: type, values: dict[str, Any] | None, table: str,
+                      special: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``[stages.X]`` table ``values`` checked against the settings dataclass ``cls``.
+
+    Unknown keys are an error naming the known ones. Each value is converted by the type of
+    the field's default: bool (only true/false), int (whole numbers, not bools), float,
+    tuple (of floats), str (``""`` and None become None). ``special`` maps a field name to its
+    own converter (called with the value; it raises HetredError, TypeError or ValueError).
+    Returns the converted keyword arguments of ``cls``; range checks are the caller's.
+    """
+    from dataclasses import fields
+
+    values = dict(values or {})
+    known = [f.name for f in fields(cls)]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise HetredError(f"[{table}]: unknown setting(s) {', '.join(unknown)} (known: {', '.join(known)})")
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        default = getattr(cls, name)
+        try:
+            if special and name in special:
+                out[name] = special[name](value)
+            elif isinstance(default, bool) or isinstance(value, bool):
+                if not (isinstance(default, bool) and isinstance(value, bool)):
+                    raise TypeError
+                out[name] = value
+            elif isinstance(default, int):
+                if int(value) != value:
+                    raise ValueError
+                out[name] = int(value)
+            elif isinstance(default, float):
+                out[name] = float(value)
+            elif isinstance(default, tuple):
+                out[name] = tuple(float(v) for v in value)
+            else:
+                out[name] = None if value in (None, "") else str(value)
+        except HetredError:
+            raise
+        except (TypeError, ValueError):
+            raise HetredError(f"[{table}]: {name} = {value!r} is not a valid "
+                              f"{type(default).__name__ if default is not None else 'value'}") from None
+    return out

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import Counter
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -31,6 +31,7 @@ from hetred._ext import boxfilter as K
 from hetred._version import __version__
 from hetred.calib.imgetgap import ISMOOTH, GapResult, background_model
 from hetred.calib.scattered import ScatterParams, ScatterResult, scattered_light_model
+from hetred.config import parse_stage_table
 from hetred.errors import HetredError, RawReadError
 from hetred.jobs.units import UnitOutcome
 from hetred.layout import Layout
@@ -77,22 +78,7 @@ class BgSettings:
     @classmethod
     def from_config(cls, values: Mapping[str, Any] | None) -> BgSettings:
         """Settings from a ``[stages.bgmodel]`` table; unknown keys and bad values are errors."""
-        values, out = dict(values or {}), {}
-        unknown = sorted(set(values) - {f.name for f in fields(cls)})
-        if unknown:
-            raise HetredError(f"[stages.bgmodel]: unknown setting(s) {', '.join(unknown)} "
-                              f"(known: {', '.join(f.name for f in fields(cls))})")
-        for name, value in values.items():
-            default = getattr(cls, name)
-            try:
-                if isinstance(default, bool) or isinstance(value, bool):
-                    if not (isinstance(default, bool) and isinstance(value, bool)):
-                        raise TypeError
-                    out[name] = value
-                else:
-                    out[name] = float(value) if isinstance(default, float) else (str(value) if value else None)
-            except (TypeError, ValueError):
-                raise HetredError(f"[stages.bgmodel]: {name} = {value!r} is not valid") from None
+        out = parse_stage_table(cls, values, "stages.bgmodel")
         s = cls(**out)
         for k in KINDS:
             lo, hi = s.cut(k)

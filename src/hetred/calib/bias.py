@@ -24,12 +24,13 @@ writing; :func:`run_bias` ties them together for one unit.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
 
 from hetred._ext import boxfilter as K
+from hetred.config import parse_stage_table
 from hetred.errors import HetredError
 from hetred.jobs.units import UnitOutcome
 from hetred.layout import Layout
@@ -68,29 +69,7 @@ class BiasSettings:
     @classmethod
     def from_config(cls, values: Mapping[str, Any] | None) -> BiasSettings:
         """Settings from a ``[stages.bias]`` table; unknown keys and bad values are errors."""
-        values = dict(values or {})
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise HetredError(f"[stages.bias]: unknown setting(s) {', '.join(unknown)} "
-                              f"(known: {', '.join(known)})")
-        out: dict[str, Any] = {}
-        for name, value in values.items():
-            default = getattr(cls, name)
-            try:
-                if isinstance(default, bool):
-                    if not isinstance(value, bool):
-                        raise TypeError
-                    out[name] = value
-                elif isinstance(default, int):
-                    out[name] = int(value)
-                elif isinstance(default, float):
-                    out[name] = float(value)
-                else:
-                    out[name] = None if value in (None, "") else str(value)
-            except (TypeError, ValueError):
-                raise HetredError(f"[stages.bias]: {name} = {value!r} is not a valid "
-                                  f"{type(default).__name__}") from None
+        out = parse_stage_table(cls, values, "stages.bias")
         s = cls(**out)
         if not 0 <= s.scale_lo < s.scale_hi:
             raise HetredError(f"[stages.bias]: need 0 <= scale_lo < scale_hi, "

@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -37,6 +37,7 @@ from scipy import ndimage
 
 from hetred._version import __version__
 from hetred.calib import pixmask
+from hetred.config import parse_stage_table
 from hetred.errors import HetredError, RawReadError
 from hetred.io.atomic import atomic_path, write_fits_atomic
 from hetred.io.raw import RawAmp, iter_members, open_tar, read_member_header, tar_members
@@ -70,24 +71,7 @@ class FlatSettings:
 
     @classmethod
     def from_config(cls, values: Mapping[str, Any] | None) -> "FlatSettings":
-        values = dict(values or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise HetredError(f"[stages.flat]: unknown setting(s) {', '.join(unknown)}")
-        out: dict[str, Any] = {}
-        for name, value in values.items():
-            default = getattr(cls, name)
-            try:
-                if isinstance(default, bool):
-                    out[name] = bool(value)
-                elif isinstance(default, (int, float)):
-                    out[name] = type(default)(value)
-                else:
-                    out[name] = None if value in (None, "") else str(value)
-            except (TypeError, ValueError):
-                raise HetredError(f"[stages.flat]: {name} = {value!r} is not valid") from None
-        return cls(**out)
+        return cls(**parse_stage_table(cls, values, "stages.flat"))
 
     @property
     def kind_list(self) -> tuple[str, ...]:

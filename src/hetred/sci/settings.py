@@ -1,9 +1,10 @@
 """Settings of ``hetred sci``: ``[stages.sci]`` in the config file (docs/stages/sci.md)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from hetred.config import parse_stage_table
 from hetred.errors import HetredError
 
 STAGE = "sci"
@@ -38,36 +39,12 @@ class SciSettings:
     @classmethod
     def from_config(cls, values: Mapping[str, Any] | None) -> "SciSettings":
         """Settings from a ``[stages.sci]`` table; unknown keys and bad values are errors."""
-        values = dict(values or {})
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise HetredError(f"[stages.sci]: unknown setting(s) {', '.join(unknown)} "
-                              f"(known: {', '.join(known)})")
-        out: dict[str, Any] = {}
-        for name, value in values.items():
-            default = getattr(cls, name)
-            try:
-                if name == "calibration_overrides":
-                    from hetred.sci.calibration import parse_overrides
-                    parse_overrides(value)          # fail here with the config's words
-                    out[name] = value
-                elif isinstance(default, bool):
-                    if not isinstance(value, bool):
-                        raise TypeError
-                    out[name] = value
-                elif isinstance(default, tuple):
-                    out[name] = tuple(float(v) for v in value)
-                elif isinstance(default, int):
-                    if isinstance(value, bool) or int(value) != value:
-                        raise TypeError
-                    out[name] = int(value)
-                else:
-                    out[name] = float(value)
-            except HetredError:
-                raise
-            except (TypeError, ValueError):
-                raise HetredError(f"[stages.sci]: {name} = {value!r} is not valid") from None
+        def overrides(value):
+            from hetred.sci.calibration import parse_overrides
+            parse_overrides(value)          # fail here with the config's words
+            return value
+
+        out = parse_stage_table(cls, values, "stages.sci", {"calibration_overrides": overrides})
         s = cls(**out)
         if s.master_block < 5 or s.master_iter < 1 or s.chi2_cut <= 0 or s.chi2_grow < 0:
             raise HetredError("[stages.sci]: need master_block >= 5, master_iter >= 1, chi2_cut > 0, "
