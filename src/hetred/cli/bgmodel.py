@@ -6,7 +6,7 @@ from dataclasses import replace
 import click
 from rich.table import Table
 
-from hetred.cli.common import check_month, console, get_config, parse_slot, report_unit, track
+from hetred.cli.common import check_month, console, exit_on_failures, get_config, parse_slot, report_unit, track, unit_counts
 from hetred.errors import HetredError
 from hetred.jobs.units import UnitResult, is_done, read_marker, run_unit
 from hetred.lists.tarlist import planned_entries
@@ -104,11 +104,7 @@ def command(ctx: click.Context, month: str, ifuslots: tuple[str, ...], amps: tup
         results.append(result)
     if not quiet:
         _summary(layout, month, results, bg.STAGE)
-    failed = [r for r in results if r.status == "failed"]
-    for r in failed:
-        click.echo(f"hetred: error: bgmodel {r.unit}: {r.message}", err=True)
-    if failed:
-        ctx.exit(1)
+    exit_on_failures(ctx, results)
 
 
 def _marker_method(layout, stage: str, uid: str) -> str | None:
@@ -169,11 +165,7 @@ def _summary(layout, month: str, results, stage: str) -> None:
                       ("time s", "right"), ("status", "left")):
         table.add_column(col, justify=just)
     for r in results:
-        counts = r.outcome.counts if r.outcome is not None else None
-        seconds = r.seconds
-        if counts is None and r.status == "skipped":
-            marker = read_marker(layout, stage, r.unit) or {}
-            counts, seconds = marker.get("counts"), marker.get("seconds", 0.0)
+        counts, seconds = unit_counts(layout, r)
         read = used = levels = "-"
         if counts:
             read, used = str(counts.get("read", "-")), str(counts.get("used", "-"))

@@ -62,3 +62,25 @@ def parse_slot(value: str) -> int:
     if not 0 <= slot <= 999:
         raise HetredError(f"--ifuslot must be 0-999, got {value!r}")
     return slot
+
+
+def exit_on_failures(ctx: click.Context, results: Iterable[UnitResult]) -> None:
+    """One ``hetred: error: STAGE UNIT: reason`` line per failed unit on stderr; exit 1 if any."""
+    failed = [r for r in results if r.status == "failed"]
+    for r in failed:
+        click.echo(f"hetred: error: {r.stage} {r.unit}: {r.message}", err=True)
+    if failed:
+        ctx.exit(1)
+
+
+def unit_counts(layout, result: UnitResult) -> tuple[dict | None, float]:
+    """(counts, seconds) of a unit for a summary table: from its outcome, or for a skipped unit
+    from its done marker."""
+    from hetred.jobs.units import read_marker
+
+    if result.outcome is not None:
+        return result.outcome.counts, result.seconds
+    if result.status == "skipped":
+        marker = read_marker(layout, result.stage, result.unit) or {}
+        return marker.get("counts"), marker.get("seconds", 0.0)
+    return None, result.seconds

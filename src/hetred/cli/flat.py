@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from hetred.cli.common import console, get_config, report_unit, track
+from hetred.cli.common import console, exit_on_failures, get_config, report_unit, track
 from hetred.errors import HetredError
 from hetred.jobs.units import UnitResult, is_done, read_marker, run_unit
 from hetred.virus.amp import AMPS
@@ -102,8 +102,4 @@ def command(ctx: click.Context, specid: int, ifuslots: tuple[int, ...], nights: 
                           str(c.get("nboxes", "-")), f"{r.seconds:.1f}", f"[{style}]{r.status}[/{style}]")
         console.print(table)
         console.print(f"{path}: {nbox} boxes", highlight=False)
-    failed = [r for r in results if r.status == "failed"]
-    for r in failed:
-        click.echo(f"hetred: error: flat {r.unit}: {r.message}", err=True)
-    if failed:
-        ctx.exit(1)
+    exit_on_failures(ctx, results)

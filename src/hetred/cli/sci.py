@@ -4,9 +4,9 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from hetred.cli.common import check_month, console, get_config, parse_slot, report_unit, track
+from hetred.cli.common import check_month, console, exit_on_failures, get_config, parse_slot, report_unit, track, unit_counts
 from hetred.errors import HetredError
-from hetred.jobs.units import UnitResult, is_done, read_marker, run_unit
+from hetred.jobs.units import UnitResult, is_done, run_unit
 
 EXAMPLES = """
 \b
@@ -97,11 +97,7 @@ def command(ctx: click.Context, month: str | None, shot: str | None, exp: int | 
         _summary(layout, results, STAGE)
         for p in pngs:
             console.print(f"focal-plane PNG: {p}", highlight=False)
-    failed = [r for r in results if r.status == "failed"]
-    for r in failed:
-        click.echo(f"hetred: error: sci {r.unit}: {r.message}", err=True)
-    if failed:
-        ctx.exit(1)
+    exit_on_failures(ctx, results)
 
 
 def _dry_run(layout, units, overwrite: bool, stage: str) -> None:
@@ -122,11 +118,7 @@ def _summary(layout, results, stage: str) -> None:
                       ("masked cols", "right"), ("time s", "right"), ("status", "left")):
         table.add_column(col, justify=just, no_wrap=col == "unit")
     for r in results:
-        counts = r.outcome.counts if r.outcome is not None else None
-        seconds = r.seconds
-        if counts is None and r.status == "skipped":
-            marker = read_marker(layout, stage, r.unit) or {}
-            counts, seconds = marker.get("counts"), marker.get("seconds", 0.0)
+        counts, seconds = unit_counts(layout, r)
         amps = shift = ncut = masked = "-"
         if counts and counts.get("amps"):
             a = counts["amps"]

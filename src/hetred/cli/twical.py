@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from hetred.cli.common import check_month, console, get_config, report_unit, track
+from hetred.cli.common import check_month, console, exit_on_failures, get_config, report_unit, track
 from hetred.errors import HetredError
 from hetred.jobs.units import is_done, run_unit
 
@@ -117,8 +117,4 @@ def command(ctx, month, ifuslots, amp_sel, exp_sel, step, solar, solar_fwhm, job
             style = {"done": "green", "skipped": "dim", "failed": "red"}[r.status]
             table.add_row(r.stage, r.unit, f"{r.seconds:.1f}", note, f"[{style}]{r.status}[/{style}]")
         console.print(table)
-    failed = [r for r in results if r.status == "failed"]
-    for r in failed:
-        click.echo(f"hetred: error: {r.stage} {r.unit}: {r.message}", err=True)
-    if failed:
-        ctx.exit(1)
+    exit_on_failures(ctx, results)
