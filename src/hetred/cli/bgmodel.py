@@ -6,10 +6,10 @@ from dataclasses import replace
 import click
 from rich.table import Table
 
-from hetred.cli.common import check_month, console, exit_on_failures, get_config, parse_slot, report_unit, track, unit_counts
+from hetred.cli.common import (check_month, console, exit_on_failures, get_config, parse_slot,
+                               report_unit, stage_entries, track, unit_counts)
 from hetred.errors import HetredError
 from hetred.jobs.units import UnitResult, is_done, read_marker, run_unit
-from hetred.lists.tarlist import planned_entries
 from hetred.virus.amp import AMPS
 
 KIND_CHOICES = ("sci", "bri", "twi")
@@ -75,14 +75,7 @@ def command(ctx: click.Context, month: str, ifuslots: tuple[str, ...], amps: tup
     amp_list = list(dict.fromkeys(amps)) or list(AMPS)
     kind_list = list(dict.fromkeys(kinds)) or list(KIND_CHOICES)
 
-    if dry_run:
-        entries, planned = planned_entries(layout, month)
-        index = bg.index_frames(entries)
-        if planned:
-            console.print(f"would write the tarlist {layout.path('tarlist', month=month)} (not there yet)",
-                          highlight=False)
-    else:
-        index = bg.month_index(layout, month)
+    index = bg.index_frames(stage_entries(layout, month, dry_run))
     slots = sorted({parse_slot(s) for s in ifuslots}) or sorted({k[0] for k in index})
     units = [(s, a, k) for s in slots for a in amp_list for k in kind_list]
     if not units:

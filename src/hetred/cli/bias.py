@@ -4,10 +4,9 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from hetred.cli.common import check_month, console, get_config, parse_slot, report_unit, track
+from hetred.cli.common import check_month, console, get_config, parse_slot, report_unit, stage_entries, track
 from hetred.errors import HetredError, RawReadError
 from hetred.jobs.units import UnitResult, read_marker, run_unit
-from hetred.lists.tarlist import month_entries, planned_entries
 from hetred.virus.amp import AMPS
 
 EXAMPLES = """
@@ -53,14 +52,7 @@ def command(ctx: click.Context, month: str, ifuslots: tuple[str, ...], amps: tup
     settings = BiasSettings.from_config(cfg.stage("bias"))
     amp_list = list(dict.fromkeys(amps)) or list(AMPS)
 
-    if dry_run:
-        entries, planned = planned_entries(layout, month)
-        index = bias_io.index_zro(entries)
-        if planned:
-            console.print(f"would write the tarlist {layout.path('tarlist', month=month)} (not there yet)",
-                          highlight=False)
-    else:
-        index = bias_io.index_zro(month_entries(layout, month))
+    index = bias_io.index_zro(stage_entries(layout, month, dry_run))
     slots = sorted({parse_slot(s) for s in ifuslots}) or sorted({k[0] for k in index})
     units = [(s, a) for s in slots for a in amp_list]
     if not units:

@@ -84,3 +84,17 @@ def unit_counts(layout, result: UnitResult) -> tuple[dict | None, float]:
         marker = read_marker(layout, result.stage, result.unit) or {}
         return marker.get("counts"), marker.get("seconds", 0.0)
     return None, result.seconds
+
+
+def stage_entries(layout, month: str, dry_run: bool) -> list:
+    """The month's tarlist entries for a stage CLI: read (the tarlist made first when missing),
+    or in a dry run planned without writing it (and said so)."""
+    from hetred.lists.tarlist import month_entries, planned_entries
+
+    if not dry_run:
+        return month_entries(layout, month)
+    entries, planned = planned_entries(layout, month)
+    if planned:
+        console.print(f"would write the tarlist {layout.path('tarlist', month=month)} (not there yet)",
+                      highlight=False)
+    return entries

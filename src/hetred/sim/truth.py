@@ -43,6 +43,14 @@ def _table(name: str, cols: dict[str, tuple[str, list]], doc: str) -> fits.BinTa
     return hdu
 
 
+def _column_span(rows: list[int], cols: list[int], amp: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Oriented (x, y1, y2) of raw columns ``cols`` from raw row ``rows`` to the last raw row."""
+    c = np.array(cols, int)
+    y, x = det_mod.raw_to_oriented(np.array(rows, int), c, amp)
+    yend, _ = det_mod.raw_to_oriented(np.full(len(rows), det_mod.NROWS - 1), c, amp)
+    return x, np.minimum(y, yend), np.maximum(y, yend)
+
+
 def amp_truth_hdul(m: AmpModel, exposures: list[dict]) -> fits.HDUList:
     """The truth FITS of one amp on one night. ``exposures``: dicts with stamp, obs, exp, kind,
     object, bias_level."""
@@ -94,11 +102,10 @@ def amp_truth_hdul(m: AmpModel, exposures: list[dict]) -> fits.HDUList:
                        "dead fibers (1-based multi-file fiber) and their throughput factor"))
     tc = [t[0] for t in d.traps]
     tr = [t[1] for t in d.traps]
-    ty, tx = det_mod.raw_to_oriented(np.array(tr, int), np.array(tc, int), amp)
-    yend, _ = det_mod.raw_to_oriented(np.full(len(tr), det_mod.NROWS - 1), np.array(tc, int), amp)
+    tx, ty1, ty2 = _column_span(tr, tc, amp)
     hdus.append(_table("TRAPS", {
         "COL_RAW": ("J", tc), "ROW_RAW": ("J", tr), "EXCESS": ("E", [t[2] for t in d.traps]),
-        "X": ("J", tx), "Y1": ("J", np.minimum(ty, yend)), "Y2": ("J", np.maximum(ty, yend))},
+        "X": ("J", tx), "Y1": ("J", ty1), "Y2": ("J", ty2)},
         "charge traps: raw column COL_RAW gets EXCESS ADU from raw row ROW_RAW to the last row "
         "(every frame); X, Y1..Y2 the same pixels oriented"))
     hr, hc = d.hot[:, 0].astype(int), d.hot[:, 1].astype(int)
@@ -108,11 +115,10 @@ def amp_truth_hdul(m: AmpModel, exposures: list[dict]) -> fits.HDUList:
                        "hot pixels: dark current RATE e-/s (times DARKTIME)"))
     bc = [b[0] for b in d.bad_columns]
     br = [b[1] for b in d.bad_columns]
-    by, bx = det_mod.raw_to_oriented(np.array(br, int), np.array(bc, int), amp)
-    bend, _ = det_mod.raw_to_oriented(np.full(len(br), det_mod.NROWS - 1), np.array(bc, int), amp)
+    bx, by1, by2 = _column_span(br, bc, amp)
     hdus.append(_table("BAD_COLUMNS", {
         "COL_RAW": ("J", bc), "ROW_RAW": ("J", br), "RESPONSE": ("E", [b[2] for b in d.bad_columns]),
-        "X": ("J", bx), "Y1": ("J", np.minimum(by, bend)), "Y2": ("J", np.maximum(by, bend))},
+        "X": ("J", bx), "Y1": ("J", by1), "Y2": ("J", by2)},
         "bad columns: response RESPONSE (in PIXELFLAT) from ROW_RAW to the last raw row"))
     r1 = np.array([b[0] for b in d.boxes], int)
     r2 = np.array([b[1] for b in d.boxes], int)
