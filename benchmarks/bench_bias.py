@@ -31,6 +31,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+
 from timing import best_of  # benchmarks/timing.py (the script's folder is on sys.path)
 
 NROW, NCOL, NRAW = 1032, 1032, 1064
@@ -134,7 +135,9 @@ def main() -> None:
     args = ap.parse_args()
 
     from hetred._ext import boxfilter
-    from hetred.calib.bias import BiasSettings, box_filter_1x7, combine_bias, run_bias
+    from hetred.bias.masterbias import box_filter_1x7, combine_bias
+    from hetred.bias.run import run_bias
+    from hetred.bias.settings import BiasSettings
 
     print(f"hetred bias benchmark; kernel vector path: {'AVX2' if boxfilter.simd_level() else 'baseline'}")
     tmp = Path(tempfile.mkdtemp(prefix="bench_bias_"))

@@ -17,8 +17,8 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from timing import best_of  # benchmarks/timing.py (the script's folder is on sys.path)
 
+from timing import best_of  # benchmarks/timing.py (the script's folder is on sys.path)
 
 
 def max_rel(a: np.ndarray, b: np.ndarray, floor: float) -> float:

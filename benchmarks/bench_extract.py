@@ -11,7 +11,7 @@ perturbed analytic profile, Poisson-like noise and 1 % masked pixels.  Timed, be
    baseline); target: Cython >= 10x faster than the reference;
 2. the pixel weights of every fiber at every column (``FiberProfile.weights``, Cython) vs
    ``reference.profile_weights_reference``;
-3. the whole ``hetred.calib.extract.extract`` (weights + 3 passes + models) for the record.
+3. the whole ``hetred.fibers.extract.extract`` (weights + 3 passes + models) for the record.
 
 Run: ``python benchmarks/bench_extract.py [--quick]`` (``--quick``: the NumPy reference on 129
 columns, its time scaled to 1032).
@@ -24,9 +24,9 @@ import numpy as np
 from scipy.linalg import cho_solve_banded, cholesky_banded
 
 from hetred._ext import reference as R
-from hetred.calib import extract as E
-from hetred.calib.profile import FiberProfile
-from hetred.calib.trace import slot_index
+from hetred.fibers import extract as E
+from hetred.fibers.profile import FiberProfile
+from hetred.fibers.trace import slot_index
 from timing import best_of  # benchmarks/timing.py (the script's folder is on sys.path)
 
 NFIB, NROW, NCOL = 112, 1032, 1032

@@ -32,14 +32,14 @@ import os
 for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_v, "1")
 
-import argparse            # noqa: E402
-import json                # noqa: E402
-import statistics          # noqa: E402
-import subprocess          # noqa: E402
-import sys                 # noqa: E402
-import tempfile            # noqa: E402
-import time                # noqa: E402
-from pathlib import Path   # noqa: E402
+import argparse  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 TARGET_S = 0.3
 TARGET_MB = 500.0
@@ -121,8 +121,8 @@ def bench_kernels() -> None:
     from hetred._ext import extract as K
     from hetred._ext import reference as R
     from hetred._ext import scikern as SK
-    from hetred.calib.profile import FiberProfile
-    from hetred.calib.trace import slot_index
+    from hetred.fibers.profile import FiberProfile
+    from hetred.fibers.trace import slot_index
     from timing import best_of  # benchmarks/timing.py
 
     rng = np.random.default_rng(3)

@@ -10,10 +10,9 @@ from click.testing import CliRunner
 from hetred.cli import cli
 from hetred.errors import HetredError
 from hetred.layout import Layout
-from hetred.sim import FrameCounts, plan_archive, simulate_archive
+from hetred.sim import FrameCounts, almanac, plan_archive, simulate_archive
 from hetred.sim.focalplane import slot_entry
 from hetred.sim.frame import AmpModel, exposure_context
-from hetred.sim import almanac
 from hetred.sim.plan import plan_night
 
 

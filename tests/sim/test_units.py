@@ -162,6 +162,7 @@ def test_spectra_throughput_and_solar(tmp_path):
 def test_headers_of_a_whole_night_fit_the_cards():
     """Every exposure's header formats without astropy truncating anything (80-char cards)."""
     import warnings
+
     from hetred.sim.frame import exposure_context
 
     p = plan.plan_night("20180110", plan.FrameCounts(zro=11, drk=2, flt=3, hg=2, cd=2, twi=4, shots=3))

@@ -12,10 +12,11 @@ from __future__ import annotations
 import numpy as np
 from astropy.io import fits
 
+
 def truth_profile(sigma: np.ndarray, power: np.ndarray, nknot: int = 17):
-    """A :class:`hetred.calib.profile.FiberProfile` of the simulator's pixel-integrated profile
+    """A :class:`hetred.fibers.profile.FiberProfile` of the simulator's pixel-integrated profile
     exp(-1/2 |y/sigma|^p) (sigma, power: (112, 1032) truth images) at ``nknot`` knot columns."""
-    from hetred.calib.profile import FiberProfile, node_offsets
+    from hetred.fibers.profile import FiberProfile, node_offsets
     from hetred.sim.optics import profile_cdf_exact
 
     off = node_offsets()
@@ -31,7 +32,7 @@ def truth_profile(sigma: np.ndarray, power: np.ndarray, nknot: int = 17):
 
 def write_truth_library(layout, month: str, night: str, ifuslot: int, amp: str):
     """The ``callib`` file of one amp from its truth; returns its path."""
-    from hetred.calib.twical import library_hdul
+    from hetred.fibers.library import library_hdul
     from hetred.io.atomic import write_fits_atomic
 
     with fits.open(layout.path("truth_amp", night=night, ifuslot=ifuslot, amp=amp)) as t:

@@ -5,7 +5,7 @@ truth background (scattered light + dark current) for both methods.
 
 :func:`imgetgap_literal` restates karlspipe hdr2.1/progs/imgetgap.f loop by loop (one column at
 a time, Karl's 1-based rows, scalar biweights) so that the vectorised
-:func:`hetred.calib.imgetgap.background_model` can be checked against it.
+:func:`hetred.background.imgetgap.background_model` can be checked against it.
 """
 from __future__ import annotations
 
@@ -16,9 +16,11 @@ import pytest
 from astropy.io import fits
 from click.testing import CliRunner
 
-from hetred.calib import background as bg
-from hetred.calib import imgetgap as ig
-from hetred.calib import scattered as sc
+from hetred.background import frames as bg_frames
+from hetred.background import imgetgap as ig
+from hetred.background import run as bg
+from hetred.background import scattered as sc
+from hetred.background import settings as bg_settings
 from hetred.cli import cli
 from hetred.stats import biweight
 
@@ -322,36 +324,36 @@ def test_frame_level_and_normalise():
     raw[:, :1032] = 1500 + bias + light
     raw[:, 1032:] = 1500
     raw = np.rint(raw + 0.01 * rng.standard_normal(raw.shape)).astype(np.uint16)
-    ov, central = bg.frame_level(raw, bias)
+    ov, central = bg_frames.frame_level(raw, bias)
     assert ov == pytest.approx(1500, abs=0.01)
     assert central == pytest.approx(30.0, abs=0.05)
     frame = raw[:, :1032].astype(F32) - F32(ov) - bias
-    scaled = bg.normalise(frame, central)
+    scaled = bg_frames.normalise(frame, central)
     assert float(np.median(scaled)) == pytest.approx(25.0, abs=0.05)
-    assert not bg.normalise(frame, 0.9).any()          # improcn zeroes frames with xb <= 1
+    assert not bg_frames.normalise(frame, 0.9).any()          # improcn zeroes frames with xb <= 1
 
 
 def test_cuts_follow_karls_scripts():
-    s = bg.BgSettings()
+    s = bg_settings.BgSettings()
     assert [s.passes("sci", v) for v in (0.2, 0.21, 2.99, 3.0)] == [False, True, True, False]
     assert [s.passes("bri", v) for v in (2.0, 2.01, 14.9, 15.0)] == [False, True, True, False]
     assert [s.passes("twi", v) for v in (100.0, 100.01, 5000.0)] == [False, True, True]
     assert s.cut_text("twi") == "level > 100" and s.cut_text("sci") == "0.2 < level < 3"
-    assert bg.BgSettings.from_config({"twi_lo": 50, "qa": False}).cut("twi") == (50.0, None)
+    assert bg_settings.BgSettings.from_config({"twi_lo": 50, "qa": False}).cut("twi") == (50.0, None)
     with pytest.raises(Exception, match="unknown setting"):
-        bg.BgSettings.from_config({"sci_low": 1})
+        bg_settings.BgSettings.from_config({"sci_low": 1})
     with pytest.raises(Exception, match="sci_lo"):
-        bg.BgSettings.from_config({"sci_lo": 4.0})
+        bg_settings.BgSettings.from_config({"sci_lo": 4.0})
 
 
 def test_method_settings():
-    assert bg.BgSettings().method == "model"
-    s = bg.BgSettings.from_config({"method": "karl", "kernel_core": 2, "kernel_extent": 300})
+    assert bg_settings.BgSettings().method == "model"
+    s = bg_settings.BgSettings.from_config({"method": "karl", "kernel_core": 2, "kernel_extent": 300})
     assert s.method == "karl" and s.scatter_params() == sc.ScatterParams(kernel_core=2.0, kernel_extent=300.0)
     with pytest.raises(Exception, match="method must be one of model, karl"):
-        bg.BgSettings.from_config({"method": "remedy"})
+        bg_settings.BgSettings.from_config({"method": "remedy"})
     with pytest.raises(Exception, match="kernel_core > 0"):
-        bg.BgSettings.from_config({"kernel_core": 0})
+        bg_settings.BgSettings.from_config({"kernel_core": 0})
 
 
 # ------------------------------------------------------------------------------------------
@@ -481,7 +483,8 @@ def month(tmp_path_factory):
     with tarlist, bias and bgmodel (every kind, through the CLI)."""
     import time
 
-    from hetred.calib.bias import BiasSettings, run_bias
+    from hetred.bias.run import run_bias
+    from hetred.bias.settings import BiasSettings
     from hetred.layout import Layout
     from hetred.lists.tarlist import run_tarlist
     from hetred.sim import FrameCounts, simulate_archive
@@ -627,16 +630,16 @@ def test_rerun_is_idempotent_and_overwrite_redoes(month):
 
 
 def test_banding_does_not_matter(month):
-    from hetred.calib.bias_io import FrameStack
+    from hetred.io.framestack import FrameStack
 
     lay = month["layout"]
-    entries = bg.month_index(lay, MONTH)[(SLOT, "LU", "twi")]
-    s_small, s_big = bg.BgSettings(band_mib=0.05), bg.BgSettings(band_mib=512)
+    entries = bg_frames.month_index(lay, MONTH)[(SLOT, "LU", "twi")]
+    s_small, s_big = bg_settings.BgSettings(band_mib=0.05), bg_settings.BgSettings(band_mib=512)
     with FrameStack() as st:
-        recs, biases = bg.read_frames(lay, MONTH, "LU", "twi", entries, st, s_small)
+        recs, biases = bg_frames.read_frames(lay, MONTH, "LU", "twi", entries, st, s_small)
         used = [r for r in recs if r.verdict == "used"]
-        a = bg.combine_frames(st, used, biases, s_small)
-        b = bg.combine_frames(st, used, biases, s_big)
+        a = bg_frames.combine_frames(st, used, biases, s_small)
+        b = bg_frames.combine_frames(st, used, biases, s_big)
     np.testing.assert_array_equal(a, b)
     _, cmb_p = _products(lay, "LU", "twi", used[0].specid)
     np.testing.assert_array_equal(fits.getdata(cmb_p), a)

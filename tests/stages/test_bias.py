@@ -15,10 +15,12 @@ from astropy.io import fits
 from click.testing import CliRunner
 
 from hetred._ext import reference as R
-from hetred.calib import bias_io
-from hetred.calib.bias import (BiasSettings, FrameStats, frame_stats, frame_verdict, run_bias,
-                               trap_rules, unit_id)
+from hetred.bias import frames as bias_io
+from hetred.bias.masterbias import FrameStats, frame_stats, frame_verdict, trap_rules
+from hetred.bias.run import run_bias, unit_id
+from hetred.bias.settings import BiasSettings
 from hetred.cli import cli
+from hetred.io import framestack as bias_io_framestack
 from hetred.io import raw as rawio
 from hetred.jobs.units import run_unit
 from hetred.layout import Layout
@@ -275,7 +277,7 @@ def test_tarlist_is_made_when_missing_and_banding_does_not_matter(tmp_path):
     run_bias(lay, MONTH, 53, "RU", BiasSettings(qa=False))
     assert lay.path("tarlist", month=MONTH).exists()
     entries = bias_io.zro_entries(lay, MONTH, 53, "RU")
-    with bias_io.FrameStack() as st:
+    with bias_io_framestack.FrameStack() as st:
         recs = bias_io.read_frames(lay, entries, st, BiasSettings())
         idx = [r.index for r in recs]
         a = bias_io.combine_stack(st, idx, BiasSettings(band_mib=0.05))    # 8-row bands
@@ -283,7 +285,7 @@ def test_tarlist_is_made_when_missing_and_banding_does_not_matter(tmp_path):
         top = st.band(idx, 0, 40)
     np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(a[:40], R.stack_biweight_reference(top)[0], rtol=0, atol=1e-5)
-    assert bias_io.band_rows(100, 64) == 162 and bias_io.band_rows(5000, 1) == 8
+    assert bias_io_framestack.band_rows(100, 64) == 162 and bias_io_framestack.band_rows(5000, 1) == 8
 
 
 def test_config_settings_reach_the_stage(month_archive, tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from hetred.calib.bias import run_bias
+from hetred.bias.run import run_bias
 from hetred.io.raw import read_raw_member
 from hetred.layout import Layout
 from hetred.lists.tarlist import parse_line

@@ -21,8 +21,11 @@ import pytest
 from astropy.io import fits
 from click.testing import CliRunner
 
-from hetred.calib import pixelflat as P
-from hetred.calib import pixmask as M
+from hetred.flat import defects as M_defects
+from hetred.flat import pixelflat as P_pixelflat
+from hetred.flat import run as P
+from hetred.flat import settings as P_settings
+from hetred.io import pixmask as M
 from hetred.jobs.units import run_unit
 from hetred.layout import Layout
 from hetred.stats import biweight
@@ -44,7 +47,7 @@ def flats(tmp_path_factory):
     simulate_archive(lay, nights=NIGHT, ifuslots=[53], seed=7, shots=0,
                      frames={"zro": 4, "drk": 0, "flt": 10, "hg": 0, "cd": 0, "twi": 0})
     frames = P.find_frames(lay, [NIGHT], SPECID)
-    results = {a: run_unit(lay, P.STAGE, P.unit_id(SPECID, a),
+    results = {a: run_unit(lay, P_settings.STAGE, P.unit_id(SPECID, a),
                            lambda a=a: P.run_pixelflat(lay, SPECID, a, frames)) for a in AMPS}
     table, nbox = P.write_pixmask_table(lay)
     return lay, frames, results, table
@@ -128,7 +131,7 @@ def test_defects_in_mask_table(flats):
 def test_ratio_stack_bands_match_in_memory():
     rng = np.random.default_rng(1)
     imgs = rng.normal(1, 0.01, (7, 1032, 1032)).astype(np.float32)
-    with P.RatioStack() as st:
+    with P_pixelflat.RatioStack() as st:
         for im in imgs:
             st.add(im)
         banded = st.combine(band_mib=1.0)          # 1 MiB: 36 rows per band
@@ -143,7 +146,7 @@ def test_pixmask_format_roundtrip_and_seed_example(tmp_path):
     text = M.format_pixmask([("053LL", M.Box(1, 2, 3, 4))], ["c"])
     p.write_text(text)
     assert M.read_pixmask(p) == [("053LL", M.Box(1, 2, 3, 4))]
-    assert M.merge_boxes([M.Box(1, 5, 1, 5), M.Box(5, 9, 5, 9), M.Box(20, 21, 1, 1)]) == \
+    assert M_defects.merge_boxes([M.Box(1, 5, 1, 5), M.Box(5, 9, 5, 9), M.Box(20, 21, 1, 1)]) == \
         [M.Box(1, 9, 1, 9), M.Box(20, 21, 1, 1)]
 
 

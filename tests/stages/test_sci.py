@@ -34,8 +34,8 @@ AMPS = ("LL", "LU", "RL", "RU")
 
 @pytest.fixture(scope="module")
 def reduced(tmp_path_factory):
-    from hetred.calib.background import run_bgmodel
-    from hetred.calib.bias import run_bias
+    from hetred.background.run import run_bgmodel
+    from hetred.bias.run import run_bias
     from hetred.demo.checks_sci import ShotTruth
     from hetred.jobs.units import run_unit
     from hetred.layout import Layout
@@ -316,7 +316,7 @@ def test_settings_from_config():
 
 
 def test_background_blend_is_karls():
-    from hetred.sci.reduce import background_weights
+    from hetred.ccd.reduce import background_weights
 
     assert background_weights(0.5) == (1.0, 0.0, 0.0)
     assert background_weights(1.0) == (1.0, 0.0, 0.0)

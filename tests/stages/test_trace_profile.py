@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from hetred.calib import trace as T
-from hetred.calib.extract import extract, model_image, pixel_variance
-from hetred.calib.profile import FiberProfile, calibrate_frame, combine_profiles
+from hetred.fibers import trace as T
+from hetred.fibers.extract import extract, model_image, pixel_variance
+from hetred.fibers.profile import FiberProfile, calibrate_frame, combine_profiles
 from hetred.io.raw import read_raw_member
 from hetred.virus import amp as ampgeom
 from tests.helpers import real_file

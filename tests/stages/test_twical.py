@@ -26,9 +26,9 @@ NIGHTS = ["20180110", "20180111", "20180112"]
 
 def measure(layout):
     """Per amp errors of the month library (:mod:`hetred.sim.calibtruth`; 2 twilights a night)."""
-    from hetred.calib.amp_to_amp import read_table
-    from hetred.calib.twical import read_library
+    from hetred.fibers.library import read_library
     from hetred.sim.calibtruth import library_metrics
+    from hetred.twical.amp_to_amp import read_table
 
     res = library_metrics(layout, MONTH, NIGHTS, [(SLOT, a) for a in AMPS], weights=[2, 2, 2])
     table = read_table(layout, MONTH)
@@ -75,9 +75,9 @@ def test_products_and_numbers(month):
 
 
 def test_missing_master_bias_fails_one_line(month, tmp_path):
-    from hetred.calib.twical import month_exposures, run_reduce
     from hetred.errors import HetredError
     from hetred.layout import Layout
+    from hetred.twical.run import month_exposures, run_reduce
 
     empty = Layout(month.raw, tmp_path / "red")
     import shutil

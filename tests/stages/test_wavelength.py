@@ -16,10 +16,10 @@ import pytest
 from astropy.io import fits
 from scipy.ndimage import map_coordinates
 
-from hetred.calib import arclines
-from hetred.calib import solar_shift as S
-from hetred.calib import wavelength as W
 from hetred.io.raw import read_raw_member
+from hetred.twical import arclines
+from hetred.twical import solar_shift as S
+from hetred.twical import wavelength as W
 from tests.helpers import SHARED_REAL
 
 AMPS = ("LL", "LU", "RL", "RU")
@@ -265,7 +265,7 @@ def test_stacked_arcs_and_combine(extra_night):
 # ----------------------------------------------------------------------------- twilight
 
 def test_twilight_recovers_injected_shift(night_amps, night_solutions):
-    from hetred.sim import spectra as SP     # tests only: the simulator's own solar model
+    from hetred.sim import spectra as SP  # tests only: the simulator's own solar model
 
     tpl = S.make_template(SP.FINE, SP.solar_fine(None), fwhm=SP.LSF_FWHM)
     for amp in ("LL", "RU"):

@@ -15,8 +15,8 @@ import pytest
 
 from hetred._ext import boxfilter as B
 from hetred._ext import reference as R
-from hetred.calib.bias import (BiasSettings, box_filter_1x7, box_offsets, combine_bias,
-                               find_charge_traps, trap_rules)
+from hetred.bias.masterbias import box_filter_1x7, box_offsets, combine_bias, find_charge_traps, trap_rules
+from hetred.bias.settings import BiasSettings
 
 F32 = np.float32
 

@@ -17,8 +17,8 @@ import pytest
 
 from hetred._ext import extract as K
 from hetred._ext import reference as R
-from hetred.calib import extract as E
-from hetred.calib.profile import FiberProfile, NWIN, analytic_start, measure_profile, window_start
+from hetred.fibers import extract as E
+from hetred.fibers.profile import NWIN, FiberProfile, analytic_start, measure_profile, window_start
 
 F32 = np.float32
 NFIB, NROW = 112, 1032
@@ -26,7 +26,7 @@ NFIB, NROW = 112, 1032
 
 def _traces(rng, ncol: int) -> np.ndarray:
     """Realistic traces: blocks 37/38/37 with one-fiber gaps, a tilt and a curvature."""
-    from hetred.calib.trace import slot_index
+    from hetred.fibers.trace import slot_index
 
     x = np.linspace(-1, 1, ncol)[None, :]
     y0 = 20.0 + 8.72 * slot_index() + rng.normal(0, 0.15, NFIB)

@@ -5,8 +5,9 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from hetred.calib import pixelflat as P
-from hetred.calib import pixmask as M
+from hetred.flat import run as P
+from hetred.flat import settings as P_settings
+from hetred.io import pixmask as M
 from hetred.layout import Layout
 
 AMPS = ("LL", "LU", "RL", "RU")
@@ -17,7 +18,7 @@ def _unit(root: str, k: int) -> int:
     lay = Layout(f"{root}/raw", f"{root}/red")
     box = M.Box(10 + k, 20 + k, 30, 40)
     P.write_pixelflat(lay, 320, AMPS[k], 53, np.ones((8, 8), np.float32), ["x"], {}, [box],
-                      {"sigma": 0.01, "threshold": 0.05}, P.FlatSettings())
+                      {"sigma": 0.01, "threshold": 0.05}, P_settings.FlatSettings())
     return P.write_pixmask_table(lay)[1]
 
 

@@ -8,8 +8,8 @@ import pytest
 from hetred._ext import extract as K
 from hetred._ext import reference as R
 from hetred._ext import scikern as SK
-from hetred.calib.profile import FiberProfile
-from hetred.calib.trace import slot_index
+from hetred.fibers.profile import FiberProfile
+from hetred.fibers.trace import slot_index
 
 NFIB, NROW, NCOL = 112, 1032, 1032
 
@@ -65,7 +65,7 @@ def test_profile_weights_equal_the_twical_kernel_and_the_reference(frame):
 
 
 def test_measure_shift_is_the_calib_iteration(frame):
-    from hetred.calib.trace import measure_trace_shift
+    from hetred.fibers.trace import measure_trace_shift
     from hetred.sci.reduce import measure_shift
 
     trace, _, img = frame

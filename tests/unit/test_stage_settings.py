@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from hetred.calib.background import BgSettings
-from hetred.calib.bias import BiasSettings
-from hetred.calib.pixelflat import FlatSettings
+from hetred.background.settings import BgSettings
+from hetred.bias.settings import BiasSettings
 from hetred.errors import HetredError
+from hetred.flat.settings import FlatSettings
 from hetred.sci.settings import SciSettings
 
 

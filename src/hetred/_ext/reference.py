@@ -460,7 +460,7 @@ def rebin_reference(counts, var, bad, wave, out_edges, eps: float = 1e-6):
 # --- science reduction kernels (scikern.pyx) --------------------------------------------------
 def shift_moments_reference(img, trace, s: float, half: float):
     """NumPy restatement of :func:`hetred._ext.scikern.shift_moments` (same arguments and
-    returns): the vectorised block of :func:`hetred.calib.trace.measure_trace_shift`."""
+    returns): the vectorised block of :func:`hetred.fibers.trace.measure_trace_shift`."""
     img = np.asarray(img, dtype=np.float64)
     tr = np.asarray(trace, dtype=np.float64)
     nrow, ncol = img.shape

@@ -6,8 +6,17 @@ from dataclasses import replace
 import click
 from rich.table import Table
 
-from hetred.cli.common import (check_month, console, exit_on_failures, get_config, parse_slot,
-                               report_unit, stage_entries, track, unit_counts)
+from hetred.cli.common import (
+    check_month,
+    console,
+    exit_on_failures,
+    get_config,
+    parse_slot,
+    report_unit,
+    stage_entries,
+    track,
+    unit_counts,
+)
 from hetred.errors import HetredError
 from hetred.jobs.units import UnitResult, is_done, read_marker, run_unit
 from hetred.virus.amp import AMPS
@@ -63,19 +72,21 @@ def command(ctx: click.Context, month: str, ifuslots: tuple[str, ...], amps: tup
     units are skipped unless --overwrite; a unit with no frame passing its cut fails with one
     line and the others go on.
     """
-    from hetred.calib import background as bg
+    from hetred.background import run as bg
+    from hetred.background.frames import index_frames
+    from hetred.background.settings import STAGE, BgSettings
 
     check_month(month)
     cfg = get_config(ctx)
     layout = cfg.layout
     quiet = cfg.verbosity < 0
-    settings = bg.BgSettings.from_config(cfg.stage(bg.STAGE))
+    settings = BgSettings.from_config(cfg.stage(STAGE))
     if method is not None:
         settings = replace(settings, method=method)
     amp_list = list(dict.fromkeys(amps)) or list(AMPS)
     kind_list = list(dict.fromkeys(kinds)) or list(KIND_CHOICES)
 
-    index = bg.index_frames(stage_entries(layout, month, dry_run))
+    index = index_frames(stage_entries(layout, month, dry_run))
     slots = sorted({parse_slot(s) for s in ifuslots}) or sorted({k[0] for k in index})
     units = [(s, a, k) for s in slots for a in amp_list for k in kind_list]
     if not units:
@@ -88,15 +99,15 @@ def command(ctx: click.Context, month: str, ifuslots: tuple[str, ...], amps: tup
     results: list[UnitResult] = []
     for slot, amp, kind in track(units, f"bgmodel {month}", total=len(units), quiet=quiet):
         uid = bg.unit_id(month, slot, amp, kind)
-        redo = overwrite or _other_method(layout, bg.STAGE, uid, settings.method, quiet)
-        result = run_unit(layout, bg.STAGE, uid,
+        redo = overwrite or _other_method(layout, STAGE, uid, settings.method, quiet)
+        result = run_unit(layout, STAGE, uid,
                           lambda s=slot, a=amp, k=kind: bg.run_bgmodel(layout, month, s, a, k, settings),
                           overwrite=redo)
         if result.status == "skipped":
             report_unit(result, quiet=quiet)
         results.append(result)
     if not quiet:
-        _summary(layout, month, results, bg.STAGE)
+        _summary(layout, month, results, STAGE)
     exit_on_failures(ctx, results)
 
 
@@ -118,20 +129,21 @@ def _other_method(layout, stage: str, uid: str, method: str, quiet: bool) -> boo
 
 
 def _dry_run(layout, month, units, index, overwrite, bg, settings) -> None:
+    from hetred.background.settings import RAWTYPE, STAGE
     from hetred.errors import RawReadError
     from hetred.io.raw import open_tar, read_member_header
 
     specids: dict[int, int | None] = {}
     for slot, amp, kind in units:
         uid = bg.unit_id(month, slot, amp, kind)
-        entries = index.get((slot, amp, bg.RAWTYPE[kind]), [])
+        entries = index.get((slot, amp, RAWTYPE[kind]), [])
         if not entries:
-            click.echo(f"{uid}: no {bg.RAWTYPE[kind]} frames (would fail)")
+            click.echo(f"{uid}: no {RAWTYPE[kind]} frames (would fail)")
             continue
-        done = _marker_method(layout, bg.STAGE, uid)
+        done = _marker_method(layout, STAGE, uid)
         state = ("to do" if done is None or overwrite else "done (would skip)" if done == settings.method
                  else f"done with method {done} (would redo)")
-        click.echo(f"{uid}: {len(entries)} {bg.RAWTYPE[kind]} frames, keep {settings.cut_text(kind)}, "
+        click.echo(f"{uid}: {len(entries)} {RAWTYPE[kind]} frames, keep {settings.cut_text(kind)}, "
                    f"method {settings.method}, {state}")
         if slot not in specids:
             e = entries[0]
@@ -148,7 +160,7 @@ def _dry_run(layout, month, units, index, overwrite, bg, settings) -> None:
                            "(the first frame's header is unreadable)")
             else:
                 click.echo(f"  would write {layout.path(key, specid=specids[slot], **f)}")
-        click.echo(f"  would write {layout.path('qa', stage=bg.STAGE, name=uid + '.png')}")
+        click.echo(f"  would write {layout.path('qa', stage=STAGE, name=uid + '.png')}")
     click.echo("dry run: nothing written (SPECID from the first frame's header)")
 
 

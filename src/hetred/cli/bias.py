@@ -42,8 +42,9 @@ def command(ctx: click.Context, month: str, ifuslots: tuple[str, ...], amps: tup
     smoothed with a 1x7 biweight box and cleaned of charge traps. Products go to
     lib_calib/lib_mbias/MONTH/ (raw orientation); finished units are skipped unless --overwrite.
     """
-    from hetred.calib import bias_io
-    from hetred.calib.bias import STAGE, BiasSettings, run_bias, unit_id
+    from hetred.bias.frames import index_zro
+    from hetred.bias.run import run_bias, unit_id
+    from hetred.bias.settings import STAGE, BiasSettings
 
     check_month(month)
     cfg = get_config(ctx)
@@ -52,7 +53,7 @@ def command(ctx: click.Context, month: str, ifuslots: tuple[str, ...], amps: tup
     settings = BiasSettings.from_config(cfg.stage("bias"))
     amp_list = list(dict.fromkeys(amps)) or list(AMPS)
 
-    index = bias_io.index_zro(stage_entries(layout, month, dry_run))
+    index = index_zro(stage_entries(layout, month, dry_run))
     slots = sorted({parse_slot(s) for s in ifuslots}) or sorted({k[0] for k in index})
     units = [(s, a) for s in slots for a in amp_list]
     if not units:

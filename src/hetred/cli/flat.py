@@ -47,12 +47,13 @@ def command(ctx: click.Context, specid: int, ifuslots: tuple[int, ...], nights: 
     """
     from dataclasses import replace
 
-    from hetred.calib import pixelflat as P
+    from hetred.flat import run as flat_run
+    from hetred.flat import settings as flat_settings
 
     cfg = get_config(ctx)
     layout = cfg.layout
     quiet = cfg.verbosity < 0
-    s = P.FlatSettings.from_config(cfg.stage("flat"))
+    s = flat_settings.FlatSettings.from_config(cfg.stage("flat"))
     if min_level is not None:
         s = replace(s, min_level=min_level)
     night_list = list(dict.fromkeys(nights))
@@ -66,35 +67,35 @@ def command(ctx: click.Context, specid: int, ifuslots: tuple[int, ...], nights: 
     if not night_list:
         raise HetredError("give --night or --month (no nights found)")
     amp_list = list(dict.fromkeys(amps)) or list(AMPS)
-    frames = P.find_frames(layout, night_list, specid, list(ifuslots) or None, s.kind_list)
+    frames = flat_run.find_frames(layout, night_list, specid, list(ifuslots) or None, s.kind_list)
     if not frames:
         raise HetredError(f"no {'/'.join(s.kind_list)} frames of camera {specid:03d} in "
                           f"{', '.join(night_list)}")
     if dry_run:
         for amp in amp_list:
-            uid = P.unit_id(specid, amp)
+            uid = flat_run.unit_id(specid, amp)
             mine = [f for f in frames if f.amp == amp]
-            state = "done (would skip)" if is_done(layout, P.STAGE, uid) and not overwrite else "to do"
+            state = "done (would skip)" if is_done(layout, flat_settings.STAGE, uid) and not overwrite else "to do"
             click.echo(f"{uid}: {len(mine)} frames, {state}")
             click.echo(f"  would write {layout.path('pixelflat', specid=specid, amp=amp)}")
-            click.echo(f"  would write {layout.path('qa', stage=P.STAGE, name=uid + '.png')}")
+            click.echo(f"  would write {layout.path('qa', stage=flat_settings.STAGE, name=uid + '.png')}")
         click.echo(f"  would write {layout.path('pixmask')}")
         click.echo("dry run: nothing written")
         return
     results: list[UnitResult] = []
     for amp in track(amp_list, f"flat cam{specid:03d}", total=len(amp_list), quiet=quiet):
-        r = run_unit(layout, P.STAGE, P.unit_id(specid, amp),
-                     lambda a=amp: P.run_pixelflat(layout, specid, a, frames, s), overwrite=overwrite)
+        r = run_unit(layout, flat_settings.STAGE, flat_run.unit_id(specid, amp),
+                     lambda a=amp: flat_run.run_pixelflat(layout, specid, a, frames, s), overwrite=overwrite)
         if r.status != "done":
             report_unit(r, quiet=quiet)
         results.append(r)
-    path, nbox = P.write_pixmask_table(layout)
+    path, nbox = flat_run.write_pixmask_table(layout)
     if not quiet:
         table = Table(title=f"hetred flat {specid:03d}")
         for col in ("unit", "frames", "dropped", "boxes", "time s", "status"):
             table.add_column(col)
         for r in results:
-            counts = r.outcome.counts if r.outcome else (read_marker(layout, P.STAGE, r.unit) or {}).get("counts")
+            counts = r.outcome.counts if r.outcome else (read_marker(layout, flat_settings.STAGE, r.unit) or {}).get("counts")
             c = counts or {}
             drop = c.get("dropped", {})
             style = {"done": "green", "skipped": "dim", "failed": "red"}[r.status]

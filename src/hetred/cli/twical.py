@@ -20,7 +20,7 @@ Examples:
 
 
 def _reduce_job(layout, month, expo, solar, overwrite):
-    from hetred.calib.twical import STAGE_REDUCE, run_reduce
+    from hetred.twical.run import STAGE_REDUCE, run_reduce
     return run_unit(layout, STAGE_REDUCE, expo.unit, lambda: run_reduce(layout, month, expo, solar),
                     overwrite=overwrite)
 
@@ -47,7 +47,7 @@ def command(ctx, month, ifuslots, amp_sel, exp_sel, step, solar, solar_fwhm, job
     """Twilight calibration of MONTH (YYYYMM): traces, profile, wavelength, fiber-to-fiber per
     twilight exposure and amp (reduce), their monthly biweight per amp (combine -> lib_calib/MONTH),
     and the amp-to-amp normalisation over the field (a2a) with a QA PNG per IFU."""
-    from hetred.calib import twical as TW
+    from hetred.twical import run as twical_run
 
     check_month(month)
     cfg = get_config(ctx)
@@ -56,7 +56,7 @@ def command(ctx, month, ifuslots, amp_sel, exp_sel, step, solar, solar_fwhm, job
         slots = sorted({int(s) for s in ifuslots})
     except ValueError:
         raise HetredError("--ifuslot must be a number like 053") from None
-    expos = [e for e in TW.month_exposures(layout, month) if (not slots or e.twi.ifuslot in slots)
+    expos = [e for e in twical_run.month_exposures(layout, month) if (not slots or e.twi.ifuslot in slots)
              and (not amp_sel or e.twi.amp in amp_sel)
              and (not exp_sel or f"{e.datevobs}_exp{e.twi.exp:02d}" in exp_sel)]
     if not expos:
@@ -64,14 +64,14 @@ def command(ctx, month, ifuslots, amp_sel, exp_sel, step, solar, solar_fwhm, job
     amps = sorted({(e.twi.ifuslot, e.twi.amp) for e in expos})
     template = None
     if solar and not dry_run:
-        from hetred.calib.solar_shift import load_solar_template
+        from hetred.twical.solar_shift import load_solar_template
         template = load_solar_template(solar, fwhm=solar_fwhm)
     if dry_run:
         for e in expos if step in ("reduce", "all") else []:
-            st = "done (would skip)" if is_done(layout, TW.STAGE_REDUCE, e.unit) and not overwrite else "to do"
+            st = "done (would skip)" if is_done(layout, twical_run.STAGE_REDUCE, e.unit) and not overwrite else "to do"
             click.echo(f"reduce {e.unit}: {len(e.arcs)} arcs, {st}")
         for s, a in amps if step in ("combine", "all") else []:
-            click.echo(f"combine {TW.unit_combine(month, s, a)} -> lib_calib/{month}/cal_*_{s:03d}_*_{a}.fits")
+            click.echo(f"combine {twical_run.unit_combine(month, s, a)} -> lib_calib/{month}/cal_*_{s:03d}_*_{a}.fits")
         if step in ("a2a", "all"):
             click.echo(f"a2a {month} -> {layout.path('amp_to_amp', month=month)}")
         click.echo("dry run: nothing written")
@@ -89,13 +89,13 @@ def command(ctx, month, ifuslots, amp_sel, exp_sel, step, solar, solar_fwhm, job
                 results.append(_reduce_job(layout, month, e, template, overwrite))
     if step in ("combine", "all"):
         for s, a in track(amps, f"twical combine {month}", total=len(amps), quiet=quiet):
-            results.append(run_unit(layout, TW.STAGE_COMBINE, TW.unit_combine(month, s, a),
-                                    lambda s=s, a=a: TW.run_combine(layout, month, s, a), overwrite=overwrite))
+            results.append(run_unit(layout, twical_run.STAGE_COMBINE, twical_run.unit_combine(month, s, a),
+                                    lambda s=s, a=a: twical_run.run_combine(layout, month, s, a), overwrite=overwrite))
     if step in ("a2a", "all"):
-        from hetred.calib.amp_to_amp import run_a2a
-        from hetred.calib.twical_qa import write_qa
+        from hetred.twical.amp_to_amp import run_a2a
+        from hetred.twical.qa import write_qa
         uid = month if not slots else f"{month}_" + "_".join(f"{s:03d}" for s in slots)
-        r = run_unit(layout, TW.STAGE_A2A, uid, lambda: run_a2a(layout, month, slots or None),
+        r = run_unit(layout, twical_run.STAGE_A2A, uid, lambda: run_a2a(layout, month, slots or None),
                      overwrite=overwrite or step == "all")
         results.append(r)
         for s in sorted({s for s, _ in amps}):

@@ -3,6 +3,7 @@ compare each product with the simulator's truth.
 
 This package (like :mod:`hetred.sim`) may read the truth tree; reduction code never does.
 """
-from hetred.demo.runner import DemoResult, run_demo
+from hetred.demo.result import DemoResult
+from hetred.demo.runner import run_demo
 
 __all__ = ["DemoResult", "run_demo"]

@@ -3,30 +3,15 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import numpy as np
 
+from hetred.demo.result import Check, DemoResult
 from hetred.io.raw import read_raw_member
 from hetred.jobs.units import run_unit
 from hetred.layout import format_relative
 from hetred.lists.tarlist import run_tarlist
-
-if TYPE_CHECKING:
-    from hetred.demo.runner import DemoResult
-
-
-@dataclass
-class Check:
-    """One row of the demo table: a product compared with the truth."""
-
-    stage: str
-    name: str
-    value: float
-    tolerance: str
-    passed: bool
-    unit: str = ""
 
 
 def _night_truth(res: DemoResult) -> dict:
@@ -102,7 +87,8 @@ def _run_units(res: DemoResult, stage: str, unit: Callable[[int, str], str],
 
 
 def stage_bias(res: DemoResult) -> list[str]:
-    from hetred.calib.bias import STAGE, run_bias, unit_id
+    from hetred.bias.run import run_bias, unit_id
+    from hetred.bias.settings import STAGE
 
     return _run_units(res, STAGE, lambda s, a: unit_id(res.month, s, a),
                       lambda s, a: run_bias(res.layout, res.month, s, a))
@@ -147,7 +133,8 @@ BG_KINDS = ("sci", "twi")      #: the demo sky never reaches the bri cut (2 < le
 
 
 def stage_bgmodel(res: DemoResult) -> list[str]:
-    from hetred.calib.background import STAGE, run_bgmodel, unit_id
+    from hetred.background.run import run_bgmodel, unit_id
+    from hetred.background.settings import STAGE
 
     out = []
     for kind in BG_KINDS:
@@ -160,8 +147,8 @@ def check_bgmodel(res: DemoResult) -> list[Check]:
     """Background models vs the simulator's halo + dark, in the gaps and the fiber blocks."""
     from astropy.io import fits
 
-    from hetred.calib.background import unit_id
-    from hetred.calib.imgetgap import background_model
+    from hetred.background.imgetgap import background_model
+    from hetred.background.run import unit_id
     from hetred.jobs.units import read_marker
     from hetred.sim import plan_archive
     from hetred.sim.bgtruth import BackgroundTruth, recovery

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from hetred.demo.checks import Check
+from hetred.demo.result import Check
 from hetred.errors import HetredError
 from hetred.jobs.units import UnitResult, run_unit
 from hetred.layout import Layout
 
 if TYPE_CHECKING:
-    from hetred.demo.runner import DemoResult
+    from hetred.demo.result import DemoResult
 
 AMPS = ("LL", "LU", "RL", "RU")
 
@@ -49,18 +49,19 @@ FLAT_KINDS = "flt"
 
 
 def _flat_unit(layout: Layout, specid: int, amp: str, frames: list) -> UnitResult:
-    from hetred.calib import pixelflat as P
+    from hetred.flat import run as flat_run
+    from hetred.flat import settings as flat_settings
 
-    s = P.FlatSettings(kinds=FLAT_KINDS)
-    return run_unit(layout, P.STAGE, P.unit_id(specid, amp),
-                    lambda: P.run_pixelflat(layout, specid, amp, frames, s), overwrite=True)
+    s = flat_settings.FlatSettings(kinds=FLAT_KINDS)
+    return run_unit(layout, flat_settings.STAGE, flat_run.unit_id(specid, amp),
+                    lambda: flat_run.run_pixelflat(layout, specid, amp, frames, s), overwrite=True)
 
 
 def _frames(res: DemoResult) -> list:
-    from hetred.calib import pixelflat as P
+    from hetred.flat import run as flat_run
 
     assert res.summary is not None
-    return P.find_frames(res.layout, [res.summary.nights[0]], kinds=(FLAT_KINDS,))
+    return flat_run.find_frames(res.layout, [res.summary.nights[0]], kinds=(FLAT_KINDS,))
 
 
 def _cameras(frames: list) -> dict[int, int]:
@@ -69,7 +70,7 @@ def _cameras(frames: list) -> dict[int, int]:
 
 
 def stage_flat(res: DemoResult) -> list[str]:
-    from hetred.calib import pixelflat as P
+    from hetred.flat import run as flat_run
 
     frames = _frames(res)
     args = []
@@ -77,7 +78,7 @@ def stage_flat(res: DemoResult) -> list[str]:
         mine = [f for f in frames if f.specid == specid]
         args += [(res.layout, specid, amp, mine) for amp in AMPS]
     out = _collect(_pool_map(_flat_unit, args))
-    table, _ = P.write_pixmask_table(res.layout)
+    table, _ = flat_run.write_pixmask_table(res.layout)
     return out + [str(table)]
 
 
@@ -85,13 +86,13 @@ def check_flat(res: DemoResult) -> list[Check]:
     """Pixel flat vs truth within 3 px of the traces; truth defects masked; no spurious big box."""
     from astropy.io import fits
 
-    from hetred.calib import pixmask as M
+    from hetred.io import pixmask
     from hetred.sim.calibtruth import defect_boxes, pixelflat_errors
 
     assert res.summary is not None
     night = res.summary.nights[0]
     worst, nframes, missed, spurious, n_def = 0.0, 10 ** 6, 0, 0, 0
-    rows = M.read_pixmask(res.layout.path("pixmask"))
+    rows = pixmask.read_pixmask(res.layout.path("pixmask"))
     for specid, slot in sorted(_cameras(_frames(res)).items()):
         for amp in AMPS:
             with fits.open(res.layout.path("pixelflat", specid=specid, amp=amp)) as h:
@@ -100,7 +101,7 @@ def check_flat(res: DemoResult) -> list[Check]:
             tpath = res.layout.path("truth_amp", night=night, ifuslot=slot, amp=amp)
             err, _ = pixelflat_errors(flat, tpath)
             worst = max(worst, float(np.std(err)))
-            mask = M.mask_image([b for n, b in rows if n == f"{slot:03d}{amp}"])
+            mask = pixmask.mask_image([b for n, b in rows if n == f"{slot:03d}{amp}"])
             bad = np.zeros(mask.shape, bool)
             for x1, x2, y1, y2 in defect_boxes(tpath):
                 n_def += 1
@@ -119,29 +120,29 @@ def check_flat(res: DemoResult) -> list[Check]:
 
 # --- twical -----------------------------------------------------------------------------------
 def _twical_reduce(layout: Layout, month: str, expo) -> UnitResult:
-    from hetred.calib.twical import STAGE_REDUCE, run_reduce
+    from hetred.twical.run import STAGE_REDUCE, run_reduce
 
     return run_unit(layout, STAGE_REDUCE, expo.unit, lambda: run_reduce(layout, month, expo), overwrite=True)
 
 
 def _twical_combine(layout: Layout, month: str, slot: int, amp: str) -> UnitResult:
-    from hetred.calib import twical as TW
+    from hetred.twical import run as twical_run
 
-    return run_unit(layout, TW.STAGE_COMBINE, TW.unit_combine(month, slot, amp),
-                    lambda: TW.run_combine(layout, month, slot, amp), overwrite=True)
+    return run_unit(layout, twical_run.STAGE_COMBINE, twical_run.unit_combine(month, slot, amp),
+                    lambda: twical_run.run_combine(layout, month, slot, amp), overwrite=True)
 
 
 def stage_twical(res: DemoResult) -> list[str]:
-    from hetred.calib import twical as TW
-    from hetred.calib.amp_to_amp import run_a2a
-    from hetred.calib.twical_qa import write_qa
+    from hetred.twical import run as twical_run
+    from hetred.twical.amp_to_amp import run_a2a
+    from hetred.twical.qa import write_qa
 
     lay, month = res.layout, res.month
-    expos = TW.month_exposures(lay, month)
+    expos = twical_run.month_exposures(lay, month)
     out = _collect(_pool_map(_twical_reduce, [(lay, month, e) for e in expos]))
     amps = sorted({(e.twi.ifuslot, e.twi.amp) for e in expos})
     out += _collect(_pool_map(_twical_combine, [(lay, month, s, a) for s, a in amps]))
-    out += _collect([run_unit(lay, TW.STAGE_A2A, month, lambda: run_a2a(lay, month), overwrite=True)])
+    out += _collect([run_unit(lay, twical_run.STAGE_A2A, month, lambda: run_a2a(lay, month), overwrite=True)])
     for slot in sorted({s for s, _ in amps}):
         out.append(str(write_qa(lay, month, slot)))
     return out
@@ -150,14 +151,15 @@ def stage_twical(res: DemoResult) -> list[str]:
 def _core_chi2(res: DemoResult, slot: int, amp: str) -> float:
     """Mean reduced chi^2 over the live fiber cores of the first twilight of an amp, extracted with
     that exposure's own traces and profile (the 2-D model of the frame)."""
-    from hetred.calib import twical as TW
-    from hetred.calib.extract import extract
+    from hetred.fibers.extract import extract
+    from hetred.twical import calwork
+    from hetred.twical import run as twical_run
 
-    expo = next(e for e in TW.month_exposures(res.layout, res.month)
+    expo = next(e for e in twical_run.month_exposures(res.layout, res.month)
                 if e.twi.ifuslot == slot and e.twi.amp == amp)
-    raw = TW._read(res.layout, expo.twi)
-    img, mask, rn, _ = TW.reduce_frame(res.layout, res.month, raw, "twi")
-    work = TW.read_calwork(res.layout.path("calwork", month=res.month, datevobs=expo.datevobs,
+    raw = twical_run._read(res.layout, expo.twi)
+    img, mask, rn, _ = twical_run.reduce_frame(res.layout, res.month, raw, "twi")
+    work = calwork.read_calwork(res.layout.path("calwork", month=res.month, datevobs=expo.datevobs,
                                            exp=expo.twi.exp, specid=raw.specid, ifuslot=slot,
                                            ifuid=raw.ifuid, amp=amp))
     ext = extract(img, work["trace"].trace, work["profile"], read_noise=rn, mask=mask)

@@ -35,13 +35,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from astropy.io import fits
 
-from hetred.demo.checks import Check
+from hetred.demo.result import Check
 from hetred.layout import Layout
 from hetred.sim.sky import BRIGHT_FLUX
 from hetred.stats import biweight
 
 if TYPE_CHECKING:
-    from hetred.demo.runner import DemoResult
+    from hetred.demo.result import DemoResult
 
 AMPS = ("LL", "LU", "RL", "RU")
 SKY_RANGE = (3700.0, 5400.0)

@@ -2,35 +2,14 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from hetred.demo import checks
-from hetred.demo.checks import Check
+from hetred.demo.result import DemoResult
 from hetred.errors import HetredError
 from hetred.layout import Layout
 from hetred.sim import simulate_archive
-from hetred.sim.archive import SimSummary
-
-
-@dataclass
-class DemoResult:
-    """Everything the demo did: the roots, per-stage timings, the checks and the products."""
-
-    root: Path
-    layout: Layout
-    month: str
-    summary: SimSummary | None = None
-    seconds: dict[str, float] = field(default_factory=dict)
-    checks: list[Check] = field(default_factory=list)
-    products: dict[str, list[str]] = field(default_factory=dict)
-    failures: list[str] = field(default_factory=list)
-
-    @property
-    def passed(self) -> bool:
-        return not self.failures and all(c.passed for c in self.checks)
-
 
 #: the stages the demo runs, in the order of the process: (name, function(result) -> products)
 Stage = Callable[[DemoResult], list[str]]

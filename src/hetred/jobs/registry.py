@@ -99,8 +99,9 @@ class StageSpec:
 # enumerators (the same selection as each stage's CLI)
 
 def _bias(scope: Scope) -> list[Unit]:
-    from hetred.calib.bias import STAGE, unit_id
-    from hetred.calib.bias_io import index_zro
+    from hetred.bias.frames import index_zro
+    from hetred.bias.run import unit_id
+    from hetred.bias.settings import STAGE
 
     index = index_zro(scope.entries)
     slots = scope.slots([k[0] for k in index])
@@ -109,7 +110,9 @@ def _bias(scope: Scope) -> list[Unit]:
 
 
 def _bgmodel(scope: Scope) -> list[Unit]:
-    from hetred.calib.background import KINDS, STAGE, index_frames, unit_id
+    from hetred.background.frames import index_frames
+    from hetred.background.run import unit_id
+    from hetred.background.settings import KINDS, STAGE
 
     index = index_frames(scope.entries)
     slots = scope.slots([k[0] for k in index])
@@ -119,7 +122,7 @@ def _bgmodel(scope: Scope) -> list[Unit]:
 
 
 def _twilights(scope: Scope) -> list[Any]:
-    from hetred.calib.twical import Exposure
+    from hetred.twical.run import Exposure
 
     cmp: dict[tuple[str, int, str], list[TarEntry]] = {}
     twi = []
@@ -132,7 +135,7 @@ def _twilights(scope: Scope) -> list[Any]:
 
 
 def _twical_reduce(scope: Scope) -> list[Unit]:
-    from hetred.calib.twical import STAGE_REDUCE
+    from hetred.twical.run import STAGE_REDUCE
 
     out = []
     for x in _twilights(scope):
@@ -145,7 +148,7 @@ def _twical_reduce(scope: Scope) -> list[Unit]:
 
 
 def _twical_combine(scope: Scope) -> list[Unit]:
-    from hetred.calib.twical import STAGE_COMBINE, unit_combine
+    from hetred.twical.run import STAGE_COMBINE, unit_combine
 
     amps = sorted({(x.twi.ifuslot, x.twi.amp) for x in _twilights(scope)})
     return [Unit(STAGE_COMBINE, unit_combine(scope.month, s, a),
@@ -154,7 +157,7 @@ def _twical_combine(scope: Scope) -> list[Unit]:
 
 
 def _twical_a2a(scope: Scope) -> list[Unit]:
-    from hetred.calib.twical import STAGE_A2A
+    from hetred.twical.run import STAGE_A2A
 
     if not _twilights(scope):
         return []
@@ -164,23 +167,24 @@ def _twical_a2a(scope: Scope) -> list[Unit]:
 
 
 def _flat(scope: Scope) -> list[Unit]:
-    from hetred.calib import pixelflat as P
+    from hetred.flat import run as flat_run
+    from hetred.flat import settings as flat_settings
 
-    settings = P.FlatSettings.from_config(scope.stage_settings.get(P.STAGE))
+    settings = flat_settings.FlatSettings.from_config(scope.stage_settings.get(flat_settings.STAGE))
     nights = [scope.night] if scope.night else scope.layout.nights_of_month(scope.month)
     if not nights:
-        scope.notes[P.STAGE] = f"cameras come from the raw headers: no nights of {scope.month} under {scope.layout.raw}"
+        scope.notes[flat_settings.STAGE] = f"cameras come from the raw headers: no nights of {scope.month} under {scope.layout.raw}"
         return []
-    frames = P.find_frames(scope.layout, nights, None, list(scope.ifuslots) or None, settings.kind_list)
+    frames = flat_run.find_frames(scope.layout, nights, None, list(scope.ifuslots) or None, settings.kind_list)
     where = ("--night", scope.night) if scope.night else ("--month", scope.month)
-    return [Unit(P.STAGE, P.unit_id(sp, a), ("flat", f"{sp:03d}", *where, *scope.slot_args(), "--amp", a))
+    return [Unit(flat_settings.STAGE, flat_run.unit_id(sp, a), ("flat", f"{sp:03d}", *where, *scope.slot_args(), "--amp", a))
             for sp in sorted({f.specid for f in frames}) for a in AMPS]
 
 
 def _pixmask_table(layout: Layout) -> None:
     """Rebuild pix_mask.tab from every pixel flat: each flat unit rebuilds it, and two units
     ending together can each write a table without the other's boxes."""
-    from hetred.calib.pixelflat import write_pixmask_table
+    from hetred.flat.run import write_pixmask_table
 
     write_pixmask_table(layout)
 

@@ -28,8 +28,7 @@ from hetred.errors import HetredError
 from hetred.jobs.registry import Scope, StageSpec, Unit, enumerate_units
 from hetred.jobs.units import is_done, run_unit
 from hetred.layout import Layout
-from hetred.lists.tarlist import (TarEntry, build_inventory, month_entries, planned_entries,
-                                  run_tarlist)
+from hetred.lists.tarlist import TarEntry, build_inventory, month_entries, planned_entries, run_tarlist
 
 _NIGHT = re.compile(r"\d{8}")
 _SHOT = re.compile(r"\d{8}v\d{3}")

@@ -22,7 +22,7 @@ The calibration month is used for everything of the month (master bias, backgrou
 library), as vred's single month argument is.
 
 The library file is ``callib`` (docs/formats.md): trace, wavelength, fiber_to_fiber,
-amp_to_amp, profile, dead_fibers (what :func:`hetred.calib.twical.read_library` reads, plus the
+amp_to_amp, profile, dead_fibers (what :func:`hetred.fibers.library.read_library` reads, plus the
 profile); it is read once per process and file version.
 """
 from __future__ import annotations
@@ -136,7 +136,7 @@ class AmpCalibration:
 
     trace, wavelength, fiber_to_fiber: (112, 1032) float32 (rows px, Å, relative throughput per
     Å at each fiber's own wavelengths); dead: (112,) bool; amp_to_amp: float; profile:
-    :class:`hetred.calib.profile.FiberProfile`.
+    :class:`hetred.fibers.profile.FiberProfile`.
     """
 
     month: str
@@ -153,9 +153,9 @@ class AmpCalibration:
 
 @lru_cache(maxsize=32)
 def _load(path: str, mtime_ns: int) -> tuple:
-    from hetred.calib.profile import FiberProfile
+    from hetred.fibers.profile import FiberProfile
 
-    try:       # what hetred.calib.twical.read_library reads, and the profile, in one pass
+    try:       # what hetred.fibers.library.read_library reads, and the profile, in one pass
         with fits.open(path, memmap=False) as h:
             lib = {k: np.asarray(h[k].data) for k in ("trace", "wavelength", "fiber_to_fiber")}
             dead = np.asarray(h["dead_fibers"].data["DEAD"], bool)

@@ -44,7 +44,7 @@ def render_fplane_png(path: str | Path, images: Mapping[int, np.ndarray],
     """Draw ``images`` ({ifuslot: (51, 51)}) on the focal plane ``fplane`` ({ifuslot: entry})
     and write the PNG atomically to ``path``. Images of slots missing from the fplane are
     skipped. Returns ``path``."""
-    from matplotlib.figure import Figure      # no pyplot: the Agg canvas, no global backend
+    from matplotlib.figure import Figure  # no pyplot: the Agg canvas, no global backend
     from matplotlib.patches import Rectangle
 
     slots = {s: e for s, e in fplane.items() if e.is_ifu}

@@ -1,19 +1,13 @@
-"""Per-amp science reduction: the detector steps, then trace shift, extraction and masking.
+"""Per-amp science reduction after the detector steps: trace shift, extraction and masking.
 
 Karl's vred.f in science mode (iuse = 1), step by step (rows/columns 1-based in his words):
 
-1. :func:`reduce_image` -- overscan = biweight of raw columns 1034-1060, rows 10-1032;
-   frame = raw - overscan - master bias of the controller (raw orientation); divided by the pixel
-   flat where the flat is above ``flat_min`` (0.666), else 0 (masked); level ``xbn`` = biweight of
-   rows/columns 300-700 / 25; the background models of the month (sci, bri, twi made at levels
-   1, 5, 25) blended by linear interpolation of ``xbn`` in (1, 5, 25) (``xlinint``: below 1 the
-   sci model alone, above 25 the twi model alone) and ``xbn x`` the blend subtracted from every
-   unmasked pixel; x GAIN -> electrons; oriented (LU, RL rotated; AMPNAME LR/UL mirrored).
-   Masked as well: zero pixels of the master bias (charge traps), saturated raw pixels and the
-   boxes of ``pix_mask.tab`` for the amp (Karl's getpdefect).
+1. the detector steps (overscan, master bias, pixel flat, background blend by level, gain,
+   orientation, masks): :func:`hetred.ccd.reduce.reduce_amp`, the one per-amp reduction that the
+   twilight calibration uses too (vred reduces every frame type with the same code).
 2. :func:`extract_amp` -- one cross-dispersion shift of the library trace measured on the frame
-   (:func:`hetred.calib.trace.measure_trace_shift`); extraction with the library profiles (the
-   twical kernel :mod:`hetred.calib.extract`: pass 1 with the variance from the data, pass 2 with
+   (:func:`hetred.fibers.trace.measure_trace_shift`); extraction with the library profiles (the
+   twical kernel :mod:`hetred.fibers.extract`: pass 1 with the variance from the data, pass 2 with
    the variance from the model of pass 1 plus the subtracted background); chi^2 per fiber and
    column from pass 2; fiber columns with chi^2 > ``chi2_cut`` (10) masked together with
    ``chi2_grow`` (1) columns on either side (vred extract: cosmic rays); then a pass that masks
@@ -26,144 +20,21 @@ Arrays: oriented frame (1032, 1032) rows x columns, e-; fiber arrays (112, 1032)
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
-from astropy.io import fits
 
-from hetred._ext import boxfilter as BF
 from hetred._ext import extract as K
 from hetred._ext import scikern as SK
-from hetred.calib import extract as E
-from hetred.calib.profile import HALF_WIN
-from hetred.calib.trace import CENTROID_HALF
+from hetred.ccd.reduce import ReducedAmp
 from hetred.errors import HetredError
-from hetred.io.raw import RawAmp
-from hetred.layout import Layout
+from hetred.fibers import extract as E
+from hetred.fibers.profile import HALF_WIN
+from hetred.fibers.trace import CENTROID_HALF
 from hetred.sci.settings import SciSettings
 from hetred.stats import biweight
-from hetred.virus import amp as ampgeom
 
 F32 = np.float32
-XNORM = 25.0                                  #: vred: xnorm
-BACK_LEVELS = (1.0, 5.0, 25.0)                #: vred: xback, levels of the sci, bri, twi models
-BACK_KINDS = ("sci", "bri", "twi")
-LEVEL_REGION = slice(299, 700)                #: vred: rows and columns 300-700 (1-based)
-SATURATED = 65535
-
-
-@lru_cache(maxsize=48)
-def _read_image(path: str, mtime_ns: int) -> np.ndarray:
-    try:
-        data = np.ascontiguousarray(fits.getdata(path, memmap=False), dtype=F32)
-    except (OSError, ValueError, TypeError, IndexError) as err:
-        raise HetredError(f"{path} is unreadable ({err.__class__.__name__}: {err})") from None
-    if data.shape != (ampgeom.NROWS, ampgeom.NCOLS):
-        raise HetredError(f"{path}: image shape {data.shape}, expected (1032, 1032)")
-    data.setflags(write=False)
-    return data
-
-
-def read_image(path: Path) -> np.ndarray:
-    """A 1032 x 1032 calibration image (read once per process and file version), read-only."""
-    return _read_image(str(path), path.stat().st_mtime_ns)
-
-
-def background_weights(xbn: float) -> tuple[float, float, float]:
-    """vred's blend of the (sci, bri, twi) models for a frame of level ``xbn`` (xlinint of xbn
-    in (1, 5, 25) onto (1, 2, 3), clamped at both ends)."""
-    x, y = BACK_LEVELS, (1.0, 2.0, 3.0)
-    xib = y[0] if xbn < x[0] else y[-1]
-    for j in range(2):
-        if x[j] <= xbn < x[j + 1]:
-            xib = y[j] + (y[j + 1] - y[j]) * (xbn - x[j]) / (x[j + 1] - x[j])
-    if 1.0 <= xib < 2.0:
-        return 2.0 - xib, xib - 1.0, 0.0
-    return 0.0, 3.0 - xib, xib - 2.0
-
-
-@dataclass
-class ReducedAmp:
-    """Result of :func:`reduce_image` (oriented arrays)."""
-
-    image: np.ndarray            #: (1032, 1032) float32 e-, 0 where masked
-    mask: np.ndarray             #: (1032, 1032) bool, True = masked pixel
-    flat: np.ndarray             #: (1032, 1032) float32 pixel flat, oriented (1 without one)
-    flat_orig: np.ndarray        #: (1032, 1032) float32 the same in the raw orientation
-    background: np.ndarray       #: (1032, 1032) float32 e-, the background subtracted
-    gain: float                  #: e-/ADU (header GAIN)
-    read_noise: float            #: e- (header RDNOISE)
-    overscan: float              #: ADU
-    level: float                 #: vred xbn = central biweight / 25 (ADU, flat-divided)
-    notes: dict = field(default_factory=dict)   #: provenance: files used, weights
-
-
-def reduce_image(layout: Layout, month: str, raw: RawAmp, settings: SciSettings,
-                 boxes=()) -> ReducedAmp:
-    """Step 1 (module docstring). ``month``: the calibration month (bias, background).
-    ``boxes``: :class:`hetred.calib.pixmask.Box` of this amp (oriented, 1-based inclusive).
-    Raises :class:`HetredError` naming a missing master bias."""
-    from hetred.calib.twical import master_bias_path
-
-    amp, ampname = raw.amp, raw.ampname
-    mb_path = master_bias_path(layout, month, raw)
-    if not mb_path.exists():
-        raise HetredError(f"no master bias {mb_path.relative_to(layout.red)} for {raw.source} "
-                          f"(run hetred bias {month})")
-    mbias = read_image(mb_path)
-    notes: dict = {"masterbias": mb_path.name}
-    overscan = float(BF.biweight_uint16(np.ascontiguousarray(ampgeom.overscan_region(raw.data)), 0.0)[0])
-    data = ampgeom.trim(raw.data)
-    arr = data.astype(F32)
-    arr -= F32(overscan)
-    arr -= mbias
-    fl_path = layout.path("pixelflat", specid=raw.specid, amp=amp)
-    if fl_path.exists():
-        flat = read_image(fl_path)
-        notes["pixelflat"] = fl_path.name
-    else:
-        flat = np.ones((ampgeom.NROWS, ampgeom.NCOLS), F32)
-        notes["pixelflat"] = "none"
-    flat_raw = ampgeom.deorient(flat, amp, ampname)
-    good = flat_raw > F32(settings.flat_min)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        np.divide(arr, flat_raw, out=arr, where=good)
-    arr[~good] = 0.0
-    xb = float(biweight(arr[LEVEL_REGION, LEVEL_REGION])[0])
-    xbn = xb / XNORM
-    wts = dict(zip(BACK_KINDS, background_weights(xbn)))
-    models = {}
-    for kind, wt in wts.items():
-        if wt > 0:
-            p = layout.path("bgmodel", month=month, bgkind=kind, specid=raw.specid, ifuslot=raw.ifuslot, amp=amp)
-            if p.exists():
-                models[kind] = (wt, read_image(p))
-    total = sum(w for w, _ in models.values())
-    back = np.zeros_like(arr)
-    if models:
-        for kind, (wt, m) in models.items():      # weights of missing models go to the others
-            back += F32(xbn * wt / total) * m
-        notes["background"] = ",".join(f"{k}:{w / total:.3f}" for k, (w, _) in models.items())
-    else:
-        notes["background"] = "none"
-    notes["background_wanted"] = ",".join(f"{k}:{w:.3f}" for k, w in wts.items() if w > 0)
-    gain = float(raw.header.get("GAIN", 1.0))
-    nonzero = arr != 0
-    arr -= back
-    arr *= F32(gain)
-    arr[~nonzero] = 0.0
-    mask = ~good | (mbias == 0) | (data == SATURATED)
-    image = np.ascontiguousarray(ampgeom.orient(arr, amp, ampname))
-    mask_o = np.ascontiguousarray(ampgeom.orient(mask, amp, ampname))
-    for b in boxes:
-        mask_o[b.slices()] = True
-    image[mask_o] = 0.0
-    back *= F32(gain)
-    return ReducedAmp(image, mask_o, np.asarray(flat), np.asarray(flat_raw),
-                      np.ascontiguousarray(ampgeom.orient(back, amp, ampname)), gain,
-                      float(raw.header.get("RDNOISE", 3.0)), overscan, xbn, notes)
 
 
 @dataclass
@@ -215,7 +86,7 @@ def profile_weights(profile, trace: np.ndarray, transposed: bool = False) -> tup
 def measure_shift(image: np.ndarray, trace: np.ndarray, *, mask: np.ndarray | None = None,
                   exclude: np.ndarray | None = None, half: float = CENTROID_HALF, n_iter: int = 6,
                   tol: float = 1e-4) -> float:
-    """One cross-dispersion shift (px, frame - trace): :func:`hetred.calib.trace.measure_trace_shift`
+    """One cross-dispersion shift (px, frame - trace): :func:`hetred.fibers.trace.measure_trace_shift`
     with its inner loop in the Cython kernel :func:`hetred._ext.scikern.shift_moments` (same
     iteration: per fiber the light centroid within +-``half`` px of trace + s, s = the biweight
     of the fibers' centroids, until it moves by less than ``tol`` px)."""
@@ -264,7 +135,7 @@ class ColumnFit:
     def variance(self, lightT: np.ndarray) -> np.ndarray:
         """(ncol, nrow) e-^2 of flat-divided pixels expecting ``lightT`` e- of fiber light plus
         the background: (rn^2 + max(light + background, 0) x flat) / flat^2 (0 where flat <= 0),
-        :func:`hetred.calib.extract.pixel_variance` in the column-major layout."""
+        :func:`hetred.fibers.extract.pixel_variance` in the column-major layout."""
         v = lightT + self.backT
         np.maximum(v, F32(0.0), out=v)
         v *= self.flT

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
+from hetred.ccd import reduce as ccd
+from hetred.ccd.reduce import ReducedAmp
 from hetred.errors import HetredError
 from hetred.io.raw import RawAmp, open_tar, read_member_from
 from hetred.jobs.units import UnitOutcome
@@ -106,7 +108,7 @@ def read_pixmask_boxes(layout: Layout) -> dict[str, list]:
     path = layout.path("pixmask")
     if not path.exists():
         return {}
-    from hetred.calib.pixmask import read_pixmask
+    from hetred.io.pixmask import read_pixmask
 
     out: dict[str, list] = defaultdict(list)
     for name, box in read_pixmask(path):
@@ -156,7 +158,7 @@ class AmpResult:
     outputs: list
 
 
-def provenance(red: R.ReducedAmp, cal: AmpCalibration, ext: R.AmpExtraction, sky, settings: SciSettings,
+def provenance(red: ReducedAmp, cal: AmpCalibration, ext: R.AmpExtraction, sky, settings: SciSettings,
                raw: RawAmp) -> dict[str, Any]:
     """Header cards recording what made the multi file."""
     zp = sky.zero_point.get("offset")
@@ -191,7 +193,7 @@ def reduce_amp(layout: Layout, unit: SciUnit, raw: RawAmp, cal: AmpCalibration, 
     sw = Stopwatch()
     if raw.is_saturated():
         raise HetredError(f"{raw.source}: saturated frame (more than half of its pixels at 65535)")
-    red = R.reduce_image(layout, cal.month, raw, settings, boxes)
+    red = ccd.reduce_amp(layout, cal.month, raw, flat_min=settings.flat_min, boxes=boxes)
     sw.lap("reduce")
     try:
         ext = R.extract_amp(red, cal, settings)

@@ -25,8 +25,8 @@ import numpy as np
 from astropy.io import fits
 from scipy import ndimage
 
-from hetred.calib import fiber_to_fiber as F
 from hetred.layout import Layout
+from hetred.twical import fiber_to_fiber as F
 
 AMPS = ("LL", "LU", "RL", "RU")
 WRANGE = (3700.0, 5400.0)
@@ -54,7 +54,7 @@ def amp_truth(layout: Layout, nights: list[str], ifuslot: int, amp: str,
 
 
 def library_errors(lib: dict, t: dict) -> dict:
-    """Errors of one amp's library (:func:`hetred.calib.twical.read_library`) against
+    """Errors of one amp's library (:func:`hetred.fibers.library.read_library`) against
     :func:`amp_truth`: trace_rms px, wave_med / wave_99 Å (per-fiber rms), ftf_rms, dead_ok,
     a2a (measured) and a2a_truth (before normalisation)."""
     live = ~t["dead"]
@@ -76,7 +76,7 @@ def library_metrics(layout: Layout, month: str, nights: list[str], amps: list[tu
                     weights: list[int] | None = None) -> dict[tuple[int, str], dict]:
     """{(ifuslot, amp): :func:`library_errors`} with measured and truth amp-to-amp both
     normalised to mean 1 over ``amps``."""
-    from hetred.calib.twical import read_library
+    from hetred.fibers.library import read_library
 
     res = {}
     for slot, amp in amps:
@@ -94,7 +94,7 @@ def library_metrics(layout: Layout, month: str, nights: list[str], amps: list[tu
 def pixelflat_errors(flat: np.ndarray, truth_path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(flat / truth - 1 within 3 px of the live traces away from defects, its 15 x 15 px
     running mean: the systematic part)."""
-    from hetred.calib.pixelflat import trace_distance
+    from hetred.flat.pixelflat import trace_distance
 
     with fits.open(truth_path) as h:
         pf = h["PIXELFLAT"].data.astype(np.float64)

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import re
 
+#: CONTID of a frame without one (improcb writes "S/N 0666")
+NO_CONTID = "0666"
+
 _DATEVOBS = re.compile(r"^(\d{8})v(\d{3})$")
 
 

@@ -16,12 +16,13 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from hetred.calib import fiber_to_fiber as F
-from hetred.calib.twical import amp_to_amp_hdu, read_calwork
 from hetred.errors import HetredError
+from hetred.fibers.library import amp_to_amp_hdu
 from hetred.io.atomic import atomic_path, write_text_atomic
 from hetred.jobs.units import UnitOutcome
 from hetred.layout import Layout, parse
+from hetred.twical import fiber_to_fiber as F
+from hetred.twical.calwork import read_calwork
 
 RANGE = (3700.0, 5400.0)
 

@@ -2,7 +2,7 @@
 
 karlspipe's vred.f found the wavelengths by comparing the twilight (the Sun) with a solar
 template, ``lib_calib/datafiles/sun_use.dat`` (``fitmaster``, ``getwtrace3``). hetred fits the
-wavelengths to arc lines (:mod:`hetred.calib.wavelength`) and uses the twilight only for what it
+wavelengths to arc lines (:mod:`hetred.twical.wavelength`) and uses the twilight only for what it
 is best at: a per-fiber shift (A) of an existing solution, measured on the exposure's own light.
 
 For each fiber, the twilight spectrum is compared with the template convolved to the line spread
@@ -255,9 +255,9 @@ def _finish(shift, error, dead, mode, nsm) -> TwilightShift:
 
 
 def apply_twilight(solution, spectra: np.ndarray, template: SolarTemplate, **kwargs):
-    """Measure the twilight shift of a :class:`~hetred.calib.wavelength.WaveSolution` and return
+    """Measure the twilight shift of a :class:`~hetred.twical.wavelength.WaveSolution` and return
     (corrected solution, :class:`TwilightShift`); fibers without a measurement get TWI_BAD."""
-    from hetred.calib.wavelength import WaveFlag
+    from hetred.twical.wavelength import WaveFlag
 
     kwargs.setdefault("lsf_fwhm", np.where(np.isfinite(solution.lsf_fwhm), solution.lsf_fwhm, 5.5))
     kwargs.setdefault("fiber_mask", (solution.flags & WaveFlag.DEAD) > 0)

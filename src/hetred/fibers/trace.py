@@ -370,7 +370,7 @@ def refine_traces(image: np.ndarray, solution: TraceSolution, profile, *, read_n
     positions refitted with :func:`fit_smooth`, dead fibers re-filled from their neighbours.
     ``spectra`` (112, ncol) e-, if already extracted with this profile and trace, saves a pass.
     """
-    from hetred.calib.extract import extract, model_from_weights, pixel_variance
+    from hetred.fibers.extract import extract, model_from_weights, pixel_variance
 
     img = np.asarray(image, dtype=F32)
     nrow, ncol = img.shape

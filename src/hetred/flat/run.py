@@ -10,22 +10,20 @@ Unit of work: camera (SPECID) x amp, id ``cam320_LL``.  Every lamp flat (``flt``
 1. reduced: overscan (Karl's region), the month's master bias when one exists for the frame's
    controller (else overscan only), orientation, header gain -> electrons; frames whose median
    (ADU, overscan-subtracted) is below ``min_level`` are dropped (rsetflat's 7000);
-2. calibrated: traces, empirical profile and extraction (:func:`hetred.calib.profile.calibrate_frame`);
+2. calibrated: traces, empirical profile and extraction (:func:`hetred.fibers.profile.calibrate_frame`);
 3. modelled: the extracted spectra are made smooth at the pixel scale (see :func:`smooth_spectra`)
-   and projected back through the profiles (:func:`hetred.calib.extract.model_image`);
+   and projected back through the profiles (:func:`hetred.fibers.extract.model_image`);
 4. divided: ``ratio = frame / model`` within ``rcut`` (3.5) px of the nearest trace, 1 elsewhere
    (imar_flt); the ratio images go to a temporary float32 stack file;
 5. combined: per-pixel biweight over the frames (imcmb), in row bands of ``band_mib`` MiB, so
    memory does not grow with the number of frames.
 
 The product ``pixelflat`` (oriented, float32) carries NFRAMES, the inputs and the hetred version
-in its header, and the bad-pixel boxes found on it (:mod:`hetred.calib.pixmask`) in a MASKBOXES
+in its header, and the bad-pixel boxes found on it (:mod:`hetred.flat.defects`) in a MASKBOXES
 table extension; the CLI gathers those into ``pix_mask.tab`` after the units.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,52 +31,18 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 from astropy.io import fits
-from scipy import ndimage
 
 from hetred._version import __version__
-from hetred.calib import pixmask
-from hetred.config import parse_stage_table
 from hetred.errors import HetredError, RawReadError
-from hetred.io.atomic import atomic_path, write_fits_atomic
+from hetred.flat import defects
+from hetred.flat.pixelflat import RatioStack, flat_ratio, remove_row_trend
+from hetred.flat.settings import F32, STAGE, FlatSettings
+from hetred.io import pixmask
+from hetred.io.atomic import atomic_path, write_fits_atomic, write_text_atomic
 from hetred.io.raw import RawAmp, iter_members, open_tar, read_member_header, tar_members
 from hetred.jobs.units import UnitOutcome
 from hetred.layout import Layout, parse
-from hetred.stats import biweight
 from hetred.virus import amp as ampgeom
-
-STAGE = "flat"
-F32 = np.float32
-
-
-@dataclass(frozen=True)
-class FlatSettings:
-    """Settings of the flat stage; ``[stages.flat]`` in the config file sets any of them."""
-
-    min_level: float = 0.0       #: drop frames whose median (ADU) is below this (rsetflat: 7000)
-    kinds: str = "flt,twi"       #: frame types used
-    rcut: float = 3.5            #: px: imar_flt's distance to the nearest trace
-    smooth_cols: int = 41        #: columns of the running median of a fiber's spectrum ratio
-    neighbours: int = 4          #: fibers on each side in the neighbour template
-    max_shift: float = 0.5       #: px: larger trace shifts against the unit's first frame recalibrate
-    band_mib: float = 64.0       #: memory for one band of all frames in the combine (MiB)
-    tmpdir: str | None = None    #: where the ratio stack file goes (None: system temp)
-    qa: bool = True              #: write the QA PNG
-    mask_nsigma: float = 8.0     #: pixmask threshold in robust sigma ...
-    mask_min_dev: float = 0.05   #: ... and at least this deviation
-    mask_pad: int = 3            #: px padding of the mask boxes
-    row_norm: int = 101          #: columns of the clipped running mean along each row divided out (0: off)
-    row_clip: float = 0.05       #: pixels farther than this from the running mean are left out of it
-
-    @classmethod
-    def from_config(cls, values: Mapping[str, Any] | None) -> "FlatSettings":
-        return cls(**parse_stage_table(cls, values, "stages.flat"))
-
-    @property
-    def kind_list(self) -> tuple[str, ...]:
-        return tuple(k.strip() for k in self.kinds.split(",") if k.strip())
-
-    def mask_settings(self) -> pixmask.MaskSettings:
-        return pixmask.MaskSettings(nsigma=self.mask_nsigma, min_dev=self.mask_min_dev, pad=self.mask_pad)
 
 
 @dataclass(frozen=True)
@@ -97,9 +61,6 @@ class FlatFrame:
 def unit_id(specid: int, amp: str) -> str:
     return f"cam{int(specid):03d}_{amp}"
 
-
-# --------------------------------------------------------------------------------------------
-# finding the frames
 
 def find_frames(layout: Layout, nights: Sequence[str], specid: int | None = None,
                 ifuslots: Sequence[int] | None = None, kinds: Sequence[str] = ("flt", "twi")
@@ -139,9 +100,6 @@ def find_frames(layout: Layout, nights: Sequence[str], specid: int | None = None
     return out
 
 
-# --------------------------------------------------------------------------------------------
-# one frame
-
 def reduce_frame(raw: RawAmp, layout: Layout | None = None) -> tuple[np.ndarray, float, str]:
     """Oriented electrons of a raw frame: (image, median ADU, bias used).
 
@@ -162,175 +120,6 @@ def reduce_frame(raw: RawAmp, layout: Layout | None = None) -> tuple[np.ndarray,
     gain = F32(raw.header.get("GAIN", 1.0))
     return (img * gain).astype(F32), level, used
 
-
-def smooth_spectra(spectra: np.ndarray, neighbours: int = 4, smooth_cols: int = 41,
-                   template: bool = True) -> np.ndarray:
-    """Spectra without pixel-scale structure along the columns.
-
-    Karl divides the frame by the model of the spectra as extracted; a defect wider than a
-    fiber's profile (a low box, a bad column) then lowers the extracted flux itself and
-    cancels in the ratio.  Here each fiber's spectrum is written as (its ratio to the median
-    shape of its ``neighbours`` fibers on each side) x (that shape), and the ratio is replaced
-    by its running median over ``smooth_cols`` columns.  The shape keeps every real spectral
-    feature shared by neighbouring fibers (solar lines of a twilight); the running median
-    removes what belongs to one or two fibers over fewer than ~smooth_cols/2 columns.
-
-    A bad column dims every fiber at that column, like a spectral line, so with the template it
-    stays in the spectra and cancels in the ratio.  Lamp flats have no such lines: with
-    ``template=False`` (used for ``flt``) the spectrum itself is replaced by its running median,
-    which keeps bad columns in the flat.
-    """
-    s = np.asarray(spectra, dtype=np.float64)
-    nfib = s.shape[0]
-    med = np.median(s, axis=1, keepdims=True)
-    ok = (med[:, 0] > 0) & np.isfinite(med[:, 0])
-    t = np.where(ok[:, None], s / np.where(med > 0, med, 1.0), np.nan)
-    out = s.copy()
-    for f in range(nfib):
-        if not ok[f]:
-            continue
-        nb = [g for g in range(max(0, f - neighbours), min(nfib, f + neighbours + 1)) if g != f and ok[g]]
-        if template and len(nb) < 2:
-            continue
-        shape = np.nanmedian(t[nb], axis=0) if template else np.ones(s.shape[1])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r = np.where(shape > 0, s[f] / shape, np.nan)
-        good = np.isfinite(r)
-        if good.sum() < smooth_cols:
-            continue
-        rf = np.interp(np.arange(len(r)), np.nonzero(good)[0], r[good])
-        rs = ndimage.median_filter(rf, size=smooth_cols, mode="nearest")
-        out[f] = np.where(shape > 0, rs * shape, s[f])
-    return out
-
-
-def trace_distance(trace: np.ndarray, nrow: int = ampgeom.NROWS) -> tuple[np.ndarray, np.ndarray]:
-    """(nrow, ncol) distance (px) of every pixel centre from the nearest trace, and the index
-    of that trace (int16; traces increase with fiber index)."""
-    tr = np.asarray(trace, dtype=np.float64)
-    ncol = tr.shape[1]
-    rows = np.arange(nrow, dtype=np.float64)
-    out = np.empty((nrow, ncol), dtype=F32)
-    idx = np.empty((nrow, ncol), dtype=np.int16)
-    for c in range(ncol):
-        t = tr[:, c]
-        i = np.clip(np.searchsorted(t, rows), 1, len(t) - 1)
-        lo, hi = np.abs(rows - t[i - 1]), np.abs(rows - t[i])
-        out[:, c] = np.minimum(lo, hi)
-        idx[:, c] = np.where(lo <= hi, i - 1, i)
-    return out, idx
-
-
-def flat_ratio(image: np.ndarray, read_noise: float = 3.0, settings: FlatSettings | None = None,
-               reference=None, kind: str = "flt") -> tuple[np.ndarray, dict]:
-    """imar_flt on one reduced frame: frame / fiber model within rcut px of a trace, else 1.
-
-    image: (1032, 1032) oriented e-; kind: ``flt`` or ``twi`` (see :func:`smooth_spectra`).
-    Pixels whose nearest trace is a dead fiber are set to 1 (too faint to measure).  reference: the ``calibration`` of an earlier frame of
-    the unit, or None.  With a reference the frame's traces are the reference's moved by the
-    frame's measured cross-dispersion shift and the reference's profile is reused (one
-    extraction, ~1 s); without one, or when the shift exceeds ``max_shift`` px, the full
-    :func:`~hetred.calib.profile.calibrate_frame` runs (~7-10 s).  Returns (ratio float32,
-    info) with ``calibration`` (the full one, or the reference), ``trace``, ``shift``,
-    ``distance`` and ``model``."""
-    from hetred.calib import trace as T
-    from hetred.calib.extract import extract, model_image
-    from hetred.calib.profile import calibrate_frame
-
-    s = settings or FlatSettings()
-    shift = 0.0
-    if reference is not None:
-        live = ~reference.trace.dead
-        shift = T.measure_trace_shift(image, reference.trace.trace, exclude=~live)
-    if reference is None or not abs(shift) <= s.max_shift:
-        cal = calibrate_frame(image, None, read_noise=read_noise)
-        trace, prof, spectra, shift = cal.trace.trace, cal.profile, cal.extraction.spectra, 0.0
-    else:
-        cal = reference
-        trace = np.asarray(reference.trace.trace, dtype=F32) + F32(shift)
-        prof = reference.profile
-        spectra = extract(image, trace, prof, read_noise=read_noise).spectra
-    spec = smooth_spectra(spectra, s.neighbours, s.smooth_cols, template=(kind != "flt"))
-    model = model_image(spec, trace, prof, image.shape[0])
-    dist, nearest = trace_distance(trace, image.shape[0])
-    live = ~np.asarray(cal.trace.dead, dtype=bool)[nearest]
-    # a fiber-column without a flux (masked core: spectra 0) leaves only the neighbours' wings in
-    # the model there: pixels whose model is below 2 % of the column's brightest are not measured
-    lit = model > F32(0.02) * np.max(model, axis=0, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where((dist <= s.rcut) & live & lit & (model > 0), image / model, F32(1.0)).astype(F32)
-    ratio[~np.isfinite(ratio)] = 1.0
-    return ratio, {"calibration": cal, "trace": trace, "shift": shift, "distance": dist, "model": model}
-
-
-# --------------------------------------------------------------------------------------------
-# the combine
-
-class RatioStack:
-    """float32 (1032, 1032) images in an unlinked temporary file; combined in row bands."""
-
-    def __init__(self, tmpdir: str | None = None, shape=(ampgeom.NROWS, ampgeom.NCOLS)) -> None:
-        self._f = tempfile.TemporaryFile(prefix="hetred-flat-", dir=tmpdir)
-        self.shape = tuple(shape)
-        self.n = 0
-
-    def __enter__(self) -> "RatioStack":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._f.close()
-
-    def add(self, image: np.ndarray) -> None:
-        self._f.write(np.ascontiguousarray(image, dtype=F32).tobytes())
-        self.n += 1
-
-    def combine(self, band_mib: float = 64.0) -> np.ndarray:
-        """Per-pixel biweight location (Karl's biwgt, imcmb) over the images."""
-        self._f.flush()
-        nrow, ncol = self.shape
-        fb = nrow * ncol * 4
-        step = max(1, min(nrow, int(band_mib * 2**20 // max(1, self.n * ncol * 4))))
-        out = np.empty((nrow, ncol), dtype=F32)
-        fd = self._f.fileno()
-        for r0 in range(0, nrow, step):
-            r1 = min(nrow, r0 + step)
-            nb = (r1 - r0) * ncol * 4
-            band = np.empty((self.n, r1 - r0, ncol), dtype=F32)
-            for k in range(self.n):
-                buf = os.pread(fd, nb, k * fb + r0 * ncol * 4)
-                band[k] = np.frombuffer(buf, dtype=F32).reshape(r1 - r0, ncol)
-            out[r0:r1] = biweight(band, axis=0)[0]
-        return out
-
-
-def remove_row_trend(flat: np.ndarray, near: np.ndarray, width: int = 101, clip: float = 0.05) -> np.ndarray:
-    """Divide every row of the combined ratio by its clipped running mean along the columns.
-
-    flat: (1032, 1032) combined ratio (1 beyond ``rcut`` of a trace); near: bool, the pixels
-    within ``rcut``. A row runs along a fiber at a nearly constant offset from its trace, so an
-    error of the fiber profile at that offset (a few % in the wings when the profile of the
-    unit's reference frame is not exact there) is a smooth factor along the row; the pixel
-    flat is the pixel-to-pixel response, and structure wider than ``width`` columns is left to
-    the fiber-to-fiber (smoothed over 50 Å, ~25 columns). Two passes: the running mean of the
-    near pixels, then again without the pixels more than ``clip`` from it (defects). Rows
-    with fewer than ``width // 4`` near pixels in the window are left alone. Returns float32.
-    """
-    from scipy.ndimage import uniform_filter1d
-
-    f = np.asarray(flat, dtype=np.float64)
-    use = np.asarray(near, bool).copy()
-    mean = np.ones_like(f)
-    for _ in range(2):
-        num = uniform_filter1d(np.where(use, f, 0.0), width, axis=1, mode="nearest")
-        den = uniform_filter1d(use.astype(np.float64), width, axis=1, mode="nearest")
-        ok = den * width >= width // 4
-        mean = np.where(ok, num / np.maximum(den, 1e-12), 1.0)
-        use = near & (np.abs(f - mean) <= clip)
-    return np.where(near, f / mean, 1.0).astype(F32)
-
-
-# --------------------------------------------------------------------------------------------
-# one unit
 
 def run_pixelflat(layout: Layout, specid: int, amp: str, frames: Sequence[FlatFrame],
                   settings: FlatSettings | None = None) -> UnitOutcome:
@@ -386,7 +175,7 @@ def run_pixelflat(layout: Layout, specid: int, amp: str, frames: Sequence[FlatFr
         flat = remove_row_trend(flat, near, s.row_norm, s.row_clip)
     timings["combine"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    boxes, info = pixmask.find_defect_boxes(flat, near, s.mask_settings())
+    boxes, info = defects.find_defect_boxes(flat, near, s.mask_settings())
     timings["mask"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     ifuslot = max(ifuslots, key=ifuslots.get)
@@ -446,7 +235,6 @@ def write_pixmask_table(layout: Layout) -> tuple[Path, int]:
     and no unit's boxes are lost."""
     import fcntl
 
-    from hetred.io.atomic import write_text_atomic
 
     lock = layout.path("pixmask_lock")
     lock.parent.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ neighbours overlap (about 13 % of the peak at half a pitch) instead of a share o
 neighbour's, and the inverse-variance weights make it the optimal (minimum-variance) unbiased
 estimate; the variance comes from the model of the first pass, not from the data, so faint
 (sky) fibers are not biased low.  The flux s_f is the fiber's total counts in that column, in
-electrons, because the weights w_f sum to 1 over the window (:class:`hetred.calib.profile.FiberProfile`).
+electrons, because the weights w_f sum to 1 over the window (:class:`hetred.fibers.profile.FiberProfile`).
 
 Arrays (oriented frame, 0-based): image (1032, 1032) rows x columns in electrons; trace
 (112, 1032) rows; spectra/errors/chi2 (112, 1032).  The kernel is
@@ -131,7 +131,7 @@ def extract(image: np.ndarray, trace: np.ndarray, profile: ProfileLike, *, read_
     """Extract every fiber of a frame.
 
     image: (1032, 1032) e- (overscan, bias and background removed, pixel-flat divided).
-    trace: (112, 1032) 0-based row centres.  profile: a :class:`~hetred.calib.profile.FiberProfile`.
+    trace: (112, 1032) 0-based row centres.  profile: a :class:`~hetred.fibers.profile.FiberProfile`.
     read_noise: e-.  mask: (1032, 1032) nonzero = bad pixel.  flat: the pixel flat the image
     was divided by (only used for the variance).  variance: explicit (1032, 1032) e-^2 variance
     (then one pass, no rejection).

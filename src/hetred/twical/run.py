@@ -9,7 +9,7 @@ Units:
 * ``twical-reduce``: one twilight exposure x amp, ``20180110v001_exp01_053_LL``: the frame
   and the night's Hg + Cd arcs of that amp are reduced (overscan, master bias, background
   model when the month has one, orientation, gain), traced, profiled and extracted
-  (:func:`hetred.calib.profile.calibrate_frame`), the arcs solved (:func:`solve_arcs`), refined
+  (:func:`hetred.fibers.profile.calibrate_frame`), the arcs solved (:func:`solve_arcs`), refined
   by the solar comparison when a template is given, and the fiber-to-fiber measured;
   written to ``calwork``.
 * ``twical-combine``: month x IFU slot x amp: biweight of the exposures -> ``callib``.
@@ -26,21 +26,29 @@ import numpy as np
 from astropy.io import fits
 
 from hetred._version import __version__
-from hetred.calib import fiber_to_fiber as F
 from hetred.errors import HetredError
+from hetred.fibers.extract import extract
+from hetred.fibers.library import library_hdul
+from hetred.fibers.profile import calibrate_frame, combine_profiles
+from hetred.fibers.trace import combine_traces
 from hetred.io.atomic import write_fits_atomic
 from hetred.io.raw import RawAmp, read_raw_member
 from hetred.jobs.units import UnitOutcome
 from hetred.layout import Layout, format_relative
 from hetred.lists.tarlist import TarEntry, month_entries
+from hetred.twical import fiber_to_fiber as F
+from hetred.twical.calwork import read_calwork
+from hetred.twical.wavelength import WaveFlag, combine_solutions, solve_arcs
 from hetred.virus import amp as ampgeom
 
 STAGE_REDUCE, STAGE_COMBINE, STAGE_A2A = "twical-reduce", "twical-combine", "twical-a2a"
+
+
 LAMPS = ("hg", "cd-a")
+
+
 FLAT_MIN = np.float32(0.666)   #: vred: pixels whose pixel flat is at or below this are masked
 
-
-# --------------------------------------------------------------------------------- inventory
 
 @dataclass(frozen=True)
 class Exposure:
@@ -75,8 +83,6 @@ def _read(layout: Layout, e: TarEntry) -> RawAmp:
     return read_raw_member(layout.path("raw_tar", night=e.night, obs=e.obs), member)
 
 
-# --------------------------------------------------------------------------------- one frame
-
 def _orient(raw: RawAmp, img: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(ampgeom.orient(img, raw.amp, raw.ampname))
 
@@ -104,8 +110,8 @@ def reduce_frame(layout: Layout, month: str, raw: RawAmp, bgkind: str | None = "
                          ifuslot=raw.ifuslot, amp=raw.amp)
         if bg.exists():
             try:   # the model is scaled to frame level 25 (xbn = central biweight / 25)
-                from hetred.calib import background as B
-                _, lev = B.frame_level(raw.data, mb)
+                from hetred.background import frames as B_frames
+                _, lev = B_frames.frame_level(raw.data, mb)
                 trimmed = trimmed - np.asarray(fits.getdata(bg), np.float32) * np.float32(lev / 25.0)
                 notes["background"] = bg.name
             except Exception as err:  # the background module is optional here
@@ -135,9 +141,6 @@ def _lamp(raw: RawAmp) -> str:
 
 def run_reduce(layout: Layout, month: str, expo: Exposure, solar=None) -> UnitOutcome:
     """Reduce one twilight exposure x amp (see the module docstring)."""
-    from hetred.calib.extract import extract
-    from hetred.calib.profile import calibrate_frame
-    from hetred.calib.wavelength import WaveFlag, solve_arcs
 
     t0 = time.perf_counter()
     tim: dict[str, float] = {}
@@ -166,7 +169,7 @@ def run_reduce(layout: Layout, month: str, expo: Exposure, solar=None) -> UnitOu
                      fiber_mask=dead_tr, fiber_coord=cal.trace.trace[:, cal.trace.trace.shape[1] // 2])
     twishift = None
     if solar is not None:
-        from hetred.calib.solar_shift import apply_twilight
+        from hetred.twical.solar_shift import apply_twilight
         sol, ts = apply_twilight(sol, cal.extraction.spectra, solar)
         twishift = ts
     tim["wavelength"] = time.perf_counter() - t1
@@ -207,30 +210,12 @@ def run_reduce(layout: Layout, month: str, expo: Exposure, solar=None) -> UnitOu
     return UnitOutcome(outputs=[str(out)], inputs=inputs, counts=counts)
 
 
-# --------------------------------------------------------------------------------- combine
-
-def read_calwork(path: Path) -> dict:
-    """The per-exposure products of a calwork file."""
-    from hetred.calib.profile import FiberProfile
-    from hetred.calib.trace import TraceSolution
-    from hetred.calib.wavelength import WaveSolution
-
-    with fits.open(path) as h:
-        return {"trace": TraceSolution.from_hdus(h, "TRACE"), "profile": FiberProfile.from_hdus(h, "PROFILE"),
-                "wave": WaveSolution.from_hdulist(h), "spectra": np.asarray(h["SPECTRA"].data, np.float32),
-                "ftf": np.asarray(h["FIBER_TO_FIBER"].data, np.float32),
-                "dead": np.asarray(h["DEAD"].data, bool), "header": h[0].header.copy()}
-
-
 def calwork_files(layout: Layout, month: str, ifuslot: int, amp: str) -> list[Path]:
     return [p for p in layout.glob("calwork", month=month, ifuslot=ifuslot, amp=amp)]
 
 
 def run_combine(layout: Layout, month: str, ifuslot: int, amp: str) -> UnitOutcome:
     """Biweight of the month's per-exposure products of one amp -> the callib file."""
-    from hetred.calib.profile import combine_profiles
-    from hetred.calib.trace import combine_traces
-    from hetred.calib.wavelength import combine_solutions
 
     files = calwork_files(layout, month, ifuslot, amp)
     if not files:
@@ -265,58 +250,6 @@ def run_combine(layout: Layout, month: str, ifuslot: int, amp: str) -> UnitOutco
               "wave_scatter_median": round(float(np.nanmedian(wave.scatter)), 4),
               "ftf_scatter_median": round(float(np.nanmedian(ftf_scatter)), 5)}
     return UnitOutcome(outputs=[str(out)], inputs=[str(p) for p in files], counts=counts)
-
-
-def library_hdul(month, h0, trace, wave, ftf, dead, prof, tr_scatter, wave_scatter, ftf_scatter,
-                 trace_dead, sources, a2a: float = 1.0) -> fits.HDUList:
-    """The callib file (docs/formats.md)."""
-    ph = fits.PrimaryHDU()
-    h = ph.header
-    for k in ("SPECID", "IFUSLOT", "IFUID", "CONTID", "AMP"):
-        h[k] = h0.get(k, "")
-    h["MONTH"] = month
-    h["NEXP"] = (len(sources), "twilight exposures combined")
-    h["ORIENT"] = ("oriented", "rows cross-dispersion, columns wavelength up")
-    h["HETRED"] = __version__
-    f32 = np.float32
-    hd = [ph, fits.ImageHDU(np.asarray(trace, f32), name="trace"),
-          fits.ImageHDU(np.asarray(wave, f32), name="wavelength"),
-          fits.ImageHDU(np.asarray(ftf, f32), name="fiber_to_fiber"),
-          amp_to_amp_hdu(a2a, 0.0, 0, "unset")]
-    hd[1].header["BUNIT"] = "pixel"
-    hd[2].header["BUNIT"] = "Angstrom"
-    hd.extend(prof.to_hdus("profile"))
-    dflag = np.asarray(dead, np.uint8) | (np.asarray(trace_dead, np.uint8) << 1)
-    t = fits.BinTableHDU.from_columns([
-        fits.Column(name="FIBER", format="J", array=np.arange(1, dflag.size + 1)),
-        fits.Column(name="DEAD", format="L", array=np.asarray(dead, bool)),
-        fits.Column(name="FLAGS", format="B", array=dflag)], name="dead_fibers")
-    hd.append(t)
-    hd += [fits.ImageHDU(np.asarray(tr_scatter, f32), name="trace_scatter"),
-           fits.ImageHDU(np.asarray(wave_scatter if wave_scatter is not None else np.zeros_like(wave), f32),
-                         name="wavelength_scatter"),
-           fits.ImageHDU(np.asarray(ftf_scatter, f32), name="fiber_to_fiber_scatter")]
-    return fits.HDUList(hd)
-
-
-def amp_to_amp_hdu(value: float, error: float, nexp: int, status: str = "measured") -> fits.ImageHDU:
-    h = fits.ImageHDU(np.array([value], np.float32), name="amp_to_amp")
-    h.header["A2A"] = (float(value), "amp-to-amp factor (multiply ftf by it)")
-    h.header["A2AERR"] = (float(error), "biweight scale over the exposures")
-    h.header["A2ANEXP"] = (int(nexp), "exposures combined")
-    h.header["A2ASTAT"] = (status, "measured or unset (1.0)")
-    return h
-
-
-def read_library(path: Path) -> dict:
-    with fits.open(path) as h:
-        out = {n: np.asarray(h[n].data) for n in ("trace", "wavelength", "fiber_to_fiber",
-                                                   "trace_scatter", "wavelength_scatter",
-                                                   "fiber_to_fiber_scatter")}
-        out["dead"] = np.asarray(h["dead_fibers"].data["DEAD"], bool)
-        out["amp_to_amp"] = float(h["amp_to_amp"].header["A2A"])
-        out["header"] = h[0].header.copy()
-    return out
 
 
 def unit_combine(month: str, ifuslot: int, amp: str) -> str:

@@ -4,16 +4,16 @@ Replaces the wavelength parts of karlspipe hdr2.1 ``progs/vred.f`` (``getwtrace`
 ``getmaster``/``fitmaster``/``writemaster``, ``getpeaks``/``getwtrace3``, ``getwsol``: a
 solution from the twilight's solar spectrum) with an arc-line solution in Remedy's manner,
 regularised across fibers; Karl's solar cross-correlation survives as a zero-point refinement
-(:mod:`hetred.calib.solar_shift`) and ``progs/getwavo.f`` (biweight of several solutions) as
+(:mod:`hetred.twical.solar_shift`) and ``progs/getwavo.f`` (biweight of several solutions) as
 :func:`combine_solutions`.
 
 Input: extracted arc spectra, (112, 1032) electrons per oriented column, by lamp (``hg``,
 ``cd-a``). Steps (:func:`solve_arcs`):
 
 1. rough identification: per-fiber shift against the guess solution by cross-correlation with a
-   model line spectrum (:func:`hetred.calib.arclines.rough_shifts`);
+   model line spectrum (:func:`hetred.twical.arclines.rough_shifts`);
 2. line centres: pixel-integrated Gaussian fits near the predicted columns
-   (:func:`hetred.calib.arclines.measure_lines`), weighted by their errors; lines whose width is
+   (:func:`hetred.twical.arclines.measure_lines`), weighted by their errors; lines whose width is
    off the line's biweight over fibers are blends and are dropped;
 3. the regularised solution: lambda(f, x) = z_f + sum_{j=1..xorder} c_j(f) P_j(x~), c_j(f) =
    sum_{k<=forder} a_jk P_k(f~) (Legendre), fitted to all live fibers' lines at once with
@@ -30,9 +30,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from numpy.polynomial import legendre as L
 
-from hetred.calib import arclines as A
 from hetred.errors import HetredError
 from hetred.stats import biweight
+from hetred.twical import arclines as A
 
 NFIB, NCOLS = A.NFIB, A.NCOLS
 XCEN = (NCOLS - 1) / 2.0

@@ -38,7 +38,7 @@ from astropy.io import fits
 from numpy.polynomial import legendre
 
 from hetred._ext import extract as K
-from hetred.calib.extract import Extraction, extract, model_from_weights
+from hetred.fibers.extract import Extraction, extract, model_from_weights
 from hetred.stats import biweight
 
 F32 = np.float32
@@ -390,7 +390,7 @@ def combine_profiles(profiles: list[FiberProfile]) -> FiberProfile:
 class FrameCalibration:
     """Trace, profile and extraction of one bright frame (see :func:`calibrate_frame`)."""
 
-    trace: object                 #: hetred.calib.trace.TraceSolution
+    trace: object                 #: hetred.fibers.trace.TraceSolution
     profile: FiberProfile
     extraction: Extraction
     iterations: int               #: trace refinement steps taken
@@ -404,20 +404,20 @@ def calibrate_frame(image: np.ndarray, reference=None, *, read_noise: float = 3.
     ``getfprof``/``getfloc2`` iteration and ``extract``).
 
     image: (1032, 1032) e-, background-subtracted, flat-fielded twilight or lamp flat;
-    reference: trace reference for :func:`hetred.calib.trace.find_traces` or None; read_noise
+    reference: trace reference for :func:`hetred.fibers.trace.find_traces` or None; read_noise
     e-; mask (1032, 1032) nonzero = bad; flat: the pixel flat the image was divided by.
 
-    1. :func:`~hetred.calib.trace.find_traces`;
+    1. :func:`~hetred.fibers.trace.find_traces`;
     2. ``n_profile`` rounds of extraction + :func:`measure_profile`, from ``initial_profile``
        (e.g. last month's) or else from the default shape, replaced after the first round by
        :func:`analytic_start` of the measured profile;
-    3. :func:`~hetred.calib.trace.refine_traces` with that profile FIXED until the rms change of
+    3. :func:`~hetred.fibers.trace.refine_traces` with that profile FIXED until the rms change of
        the live traces is below ``tol`` px (at most ``max_refine`` steps).  Re-measuring the
        profile inside this loop (Karl iterates both up to 10 times) lets the two trade a slow
        drift, so the profile is held fixed while the traces converge;
     4. the profile measured once more at the final traces, and the final extraction.
     """
-    from hetred.calib import trace as T
+    from hetred.fibers import trace as T
 
     kw = dict(read_noise=read_noise, mask=mask, flat=flat)
     sol = T.find_traces(image, reference, mask=mask)

@@ -1,6 +1,6 @@
 """Arc lines in extracted fiber spectra: line lists, rough identification and centroids.
 
-The wavelength stage (:mod:`hetred.calib.wavelength`, docs/stages/twical_wavelength.md) fits
+The wavelength stage (:mod:`hetred.twical.wavelength`, docs/stages/twical_wavelength.md) fits
 its solution to the line positions measured here. Everything works on EXTRACTED spectra,
 (112, 1032) arrays in electrons per oriented column (x = 0..1031, wavelength increasing with x).
 
