@@ -151,6 +151,7 @@ def stage_twical(res: DemoResult) -> list[str]:
 def _core_chi2(res: DemoResult, slot: int, amp: str) -> float:
     """Mean reduced chi^2 over the live fiber cores of the first twilight of an amp, extracted with
     that exposure's own traces and profile (the 2-D model of the frame)."""
+    from hetred.ccd.reduce import reduce_amp
     from hetred.fibers.extract import extract
     from hetred.twical import calwork
     from hetred.twical import run as twical_run
@@ -158,7 +159,8 @@ def _core_chi2(res: DemoResult, slot: int, amp: str) -> float:
     expo = next(e for e in twical_run.month_exposures(res.layout, res.month)
                 if e.twi.ifuslot == slot and e.twi.amp == amp)
     raw = twical_run._read(res.layout, expo.twi)
-    img, mask, rn, _ = twical_run.reduce_frame(res.layout, res.month, raw, "twi")
+    red = reduce_amp(res.layout, res.month, raw)
+    img, mask, rn = red.image, red.mask, red.read_noise
     work = calwork.read_calwork(res.layout.path("calwork", month=res.month, datevobs=expo.datevobs,
                                            exp=expo.twi.exp, specid=raw.specid, ifuslot=slot,
                                            ifuid=raw.ifuid, amp=amp))

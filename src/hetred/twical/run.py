@@ -7,8 +7,10 @@ monthly combination) and ``rgetata`` / ``rtara`` (getata: amp-to-amp), ``plotcal
 Units:
 
 * ``twical-reduce``: one twilight exposure x amp, ``20180110v001_exp01_053_LL``: the frame
-  and the night's Hg + Cd arcs of that amp are reduced (overscan, master bias, background
-  model when the month has one, orientation, gain), traced, profiled and extracted
+  and the night's Hg + Cd arcs of that amp are reduced by the one per-amp reduction that the
+  science frames go through too (:func:`hetred.ccd.reduce.reduce_amp`: overscan, master bias,
+  pixel flat, the month's background models blended by the frame's level (none for arcs),
+  gain, orientation, masks), traced, profiled and extracted
   (:func:`hetred.fibers.profile.calibrate_frame`), the arcs solved (:func:`solve_arcs`), refined
   by the solar comparison when a template is given, and the fiber-to-fiber measured;
   written to ``calwork``.
@@ -26,6 +28,7 @@ import numpy as np
 from astropy.io import fits
 
 from hetred._version import __version__
+from hetred.ccd.reduce import reduce_amp
 from hetred.errors import HetredError
 from hetred.fibers.extract import extract
 from hetred.fibers.library import library_hdul
@@ -39,7 +42,6 @@ from hetred.lists.tarlist import TarEntry, month_entries
 from hetred.twical import fiber_to_fiber as F
 from hetred.twical.calwork import read_calwork
 from hetred.twical.wavelength import WaveFlag, combine_solutions, solve_arcs
-from hetred.virus import amp as ampgeom
 
 STAGE_REDUCE, STAGE_COMBINE, STAGE_A2A = "twical-reduce", "twical-combine", "twical-a2a"
 
@@ -47,7 +49,6 @@ STAGE_REDUCE, STAGE_COMBINE, STAGE_A2A = "twical-reduce", "twical-combine", "twi
 LAMPS = ("hg", "cd-a")
 
 
-FLAT_MIN = np.float32(0.666)   #: vred: pixels whose pixel flat is at or below this are masked
 
 
 @dataclass(frozen=True)
@@ -83,53 +84,6 @@ def _read(layout: Layout, e: TarEntry) -> RawAmp:
     return read_raw_member(layout.path("raw_tar", night=e.night, obs=e.obs), member)
 
 
-def _orient(raw: RawAmp, img: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(ampgeom.orient(img, raw.amp, raw.ampname))
-
-
-def master_bias_path(layout: Layout, month: str, raw: RawAmp) -> Path:
-    return layout.path("masterbias", month=month, specid=raw.specid, contid=raw.contid or "0666",
-                       amp=raw.amp)
-
-
-def reduce_frame(layout: Layout, month: str, raw: RawAmp, bgkind: str | None = "twi",
-                 use_flat: bool = True):
-    """(image e- oriented, mask, read noise e-, notes): overscan, master bias, background model
-    (``bgkind``, scaled by the frame level when the month has one), orientation, gain, and the
-    camera's pixel flat when ``use_flat`` and ``lib_pflat`` has one (pixels with flat <= 0.666
-    masked, as vred). Raises HetredError naming a missing master bias."""
-    mb_path = master_bias_path(layout, month, raw)
-    if not mb_path.exists():
-        raise HetredError(f"no master bias {mb_path.name} for {raw.source} (run hetred bias {month})")
-    mb = np.asarray(fits.getdata(mb_path), dtype=np.float32)
-    level = raw.overscan_level()
-    trimmed = ampgeom.trim(raw.data).astype(np.float32) - np.float32(level) - mb
-    notes = {"overscan": round(float(level), 3), "background": "none"}
-    if bgkind is not None:
-        bg = layout.path("bgmodel", month=month, bgkind=bgkind, specid=raw.specid,
-                         ifuslot=raw.ifuslot, amp=raw.amp)
-        if bg.exists():
-            try:   # the model is scaled to frame level 25 (xbn = central biweight / 25)
-                from hetred.background import frames as B_frames
-                _, lev = B_frames.frame_level(raw.data, mb)
-                trimmed = trimmed - np.asarray(fits.getdata(bg), np.float32) * np.float32(lev / 25.0)
-                notes["background"] = bg.name
-            except Exception as err:  # the background module is optional here
-                notes["background"] = f"skipped ({err.__class__.__name__})"
-    gain = np.float32(raw.header.get("GAIN", 1.0))
-    img = _orient(raw, trimmed) * gain
-    mask = _orient(raw, (mb == 0).astype(np.uint8)).astype(bool)   # zeroed trap columns
-    notes["pixelflat"] = "none"
-    pf_path = layout.path("pixelflat", specid=raw.specid, amp=raw.amp)
-    if use_flat and pf_path.exists():     # oriented; vred masks pixels with flat <= 0.666
-        flat = np.asarray(fits.getdata(pf_path), np.float32)
-        good = flat > FLAT_MIN
-        img = np.where(good, img / np.where(good, flat, np.float32(1.0)), np.float32(0.0)).astype(np.float32)
-        mask = mask | ~good
-        notes["pixelflat"] = pf_path.name
-    return img, mask, float(raw.header.get("RDNOISE", 3.0)), notes
-
-
 def _lamp(raw: RawAmp) -> str:
     obj = str(raw.header.get("OBJECT", "")).strip().lower()
     if "hg" in obj:
@@ -148,7 +102,8 @@ def run_reduce(layout: Layout, month: str, expo: Exposure, solar=None) -> UnitOu
         raise HetredError(f"no arc (cmp) exposure of IFU slot {expo.twi.ifuslot:03d} amp {expo.twi.amp} "
                           f"on night {expo.twi.night}")
     raw = _read(layout, expo.twi)
-    img, mask, rn, notes = reduce_frame(layout, month, raw, "twi")
+    red = reduce_amp(layout, month, raw)          # vred's detector steps, as for science frames
+    img, mask, rn, notes = red.image, red.mask, red.read_noise, red.notes
     tim["read_reduce"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     cal = calibrate_frame(img, None, read_noise=rn, mask=mask)
@@ -158,8 +113,8 @@ def run_reduce(layout: Layout, month: str, expo: Exposure, solar=None) -> UnitOu
     inputs = [raw.source]
     for e in expo.arcs:
         araw = _read(layout, e)
-        aimg, amask, arn, _ = reduce_frame(layout, month, araw, None)
-        ext = extract(aimg, cal.trace.trace, cal.profile, read_noise=arn, mask=amask)
+        ared = reduce_amp(layout, month, araw, background=False)      # arcs: no background model
+        ext = extract(ared.image, cal.trace.trace, cal.profile, read_noise=ared.read_noise, mask=ared.mask)
         arcs.setdefault(_lamp(araw), []).append(ext.spectra)
         inputs.append(araw.source)
     tim["arcs_extract"] = time.perf_counter() - t1
@@ -186,8 +141,9 @@ def run_reduce(layout: Layout, month: str, expo: Exposure, solar=None) -> UnitOu
     for k, v in (("HETRED", __version__), ("STAGE", STAGE_REDUCE), ("MONTH", month),
                  ("NIGHT", expo.twi.night), ("OBS", expo.twi.obs), ("EXPN", expo.twi.exp),
                  ("SPECID", raw.specid), ("IFUSLOT", raw.ifuslot), ("IFUID", raw.ifuid),
-                 ("CONTID", raw.contid), ("AMP", raw.amp), ("GAIN", float(raw.header.get("GAIN", 1.0))),
+                 ("CONTID", raw.contid), ("AMP", raw.amp), ("GAIN", red.gain),
                  ("RDNOISE", rn), ("OVERSCAN", notes["overscan"]), ("BACKGRND", str(notes["background"])[:60]),
+                 ("BACKWANT", str(notes.get("background_wanted", ""))[:60]),
                  ("PIXFLAT", str(notes["pixelflat"])[:60]), ("SOLAR", solar is not None),
                  ("ORIENT", "oriented")):
         h[k] = v
