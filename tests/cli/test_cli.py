@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -36,6 +37,19 @@ def test_every_subcommand_has_examples():
         r = CliRunner().invoke(cli, [name, "--help"])
         assert "Examples:" in r.output, name
         assert f"hetred {name}" in r.output or name in r.output
+
+
+def test_every_subcommand_names_its_code_and_docs():
+    """Two hops from `hetred --help` to a stage's code: the subcommand's help names its package."""
+    root = Path(__file__).resolve().parents[2]
+    for name in cli.commands:
+        r = CliRunner().invoke(cli, [name, "--help"])
+        code = [ln for ln in r.output.splitlines() if ln.strip().startswith("Code:")]
+        docs = [ln for ln in r.output.splitlines() if ln.strip().startswith("Docs:")]
+        assert code and docs, name
+        first = code[0].split("Code:", 1)[1].split()[0]
+        assert (root / first).exists(), (name, first)
+        assert (root / docs[0].split("Docs:", 1)[1].strip()).exists(), name
 
 
 def test_missing_root_fails_with_one_line(tmp_path):

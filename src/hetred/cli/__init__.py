@@ -27,7 +27,35 @@ Examples:
   hetred --raw /work/03946/hetdex/maverick --red /scratch/hetred tarlist 202008
   HETRED_RED=/scratch/hetred hetred tarlist 201701 --from-list 201701tarlist
   hetred --config hetred.toml tarlist 202008
+
+\b
+Code: each stage's help ends with its package (src/hetred/<stage>/run.py holds
+its units); the whole map is docs/code.md.
 """
+
+#: where each subcommand's code and documentation live (appended to its --help)
+CODE = {
+    "tarlist": ("src/hetred/lists/tarlist.py", "docs/stages/tarlist.md"),
+    "bias": ("src/hetred/bias/ (run.py: the unit; masterbias.py: the arrays)", "docs/stages/bias.md"),
+    "bgmodel": ("src/hetred/background/ (run.py: the unit; scattered.py, imgetgap.py: the models)",
+                "docs/stages/bgmodel.md"),
+    "flat": ("src/hetred/flat/ (run.py: the unit; pixelflat.py, defects.py)", "docs/stages/flat.md"),
+    "twical": ("src/hetred/twical/ (run.py: reduce and combine; amp_to_amp.py; wavelength.py); "
+               "src/hetred/fibers/ (trace, profile, extraction)", "docs/stages/twical.md"),
+    "sci": ("src/hetred/sci/ (run.py: the unit; reduce.py, sky.py, multi.py); src/hetred/ccd/reduce.py",
+            "docs/stages/sci.md"),
+    "slurm-gen": ("src/hetred/jobs/ (registry.py: stages and order; slurm.py)", "docs/operations.md"),
+    "run": ("src/hetred/jobs/ (registry.py, runner.py)", "docs/operations.md"),
+    "simulate": ("src/hetred/sim/", "docs/simulator.md"),
+    "demo": ("src/hetred/demo/ (runner.py; checks*.py)", "docs/demo.md"),
+}
+
+
+def _add_code_lines(cmd: click.Command) -> None:
+    where = CODE.get(cmd.name or "")
+    if where is not None:
+        cmd.epilog = (cmd.epilog or "").rstrip() + f"\n\n\b\nCode: {where[0]}\nDocs: {where[1]}\n"
+
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXAMPLES)
@@ -50,7 +78,9 @@ def cli(ctx: click.Context, config_file: str | None, raw: str | None, red: str |
 
 
 for _name in SUBCOMMANDS:
-    cli.add_command(importlib.import_module(f"hetred.cli.{_name}").command)
+    _cmd = importlib.import_module(f"hetred.cli.{_name}").command
+    _add_code_lines(_cmd)
+    cli.add_command(_cmd)
 
 
 def _terminated(signum: int, frame: object) -> None:
