@@ -59,19 +59,19 @@ def _poly(rng: np.random.Generator, s: np.ndarray) -> tuple[np.ndarray, dict]:
 
 
 def _edge(rng: np.random.Generator, s: np.ndarray) -> tuple[np.ndarray, dict]:
-    base = rng.uniform(-1.0, 1.0) * s + rng.uniform(-0.5, 0.5) * (s ** 2 - 1 / 3)
+    base = rng.uniform(-0.5, 0.5) * s + rng.uniform(-0.3, 0.3) * (s ** 2 - 1 / 3)
     sides = ([-1], [1], [-1, 1])[int(rng.integers(0, 3))]
     form = str(rng.choice(["exp", "tanh"]))
     terms = []
     g = base
     for side in sides:
         width = rng.uniform(2.0, 8.0) * 2.0 / (NFIB - 1)      # 2-8 fibers in s units
-        amp = rng.choice([-1, 1]) * rng.uniform(0.4, 1.2)
+        amp = rng.choice([-1, 1]) * rng.uniform(0.5, 1.2)
         d = (1.0 - side * s) / width                           # 0 at that edge, in widths
         if form == "exp":
             g = g + amp * np.exp(-d)
-        else:                                                  # tanh step centred ~2 widths in
-            g = g + amp * 0.5 * (1.0 - np.tanh(d - 2.0))
+        else:                                                  # tanh step centred 1.5 widths in
+            g = g + amp * 0.5 * (1.0 - np.tanh(d - 1.5))
         terms.append({"side": side, "width_fibers": round(float(width * (NFIB - 1) / 2.0), 3),
                       "amp": round(float(amp), 4)})
     return g, {"form": form, "edges": terms}

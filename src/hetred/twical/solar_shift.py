@@ -29,6 +29,7 @@ WINDOWS: tuple[tuple[float, float], ...] = (
 )
 FWHM_SIGMA = 2.3548200450309493
 GRID_STEP = 0.05             #: A, the template's working grid
+OWN_NSIG = 3.0               #: 'smooth' mode: a fiber this many errors off the local line keeps its own shift
 
 
 @dataclass
@@ -109,7 +110,9 @@ def measure_shift(spectra: np.ndarray, wavelength: np.ndarray, template: SolarTe
     ``lsf_fwhm``); fiber_mask: True = dead fiber (not measured). ``mode``: 'fiber' applies each
     fiber's own shift, 'smooth' (after Karl's getwtrace3, which smooths over 13 fibers) a clipped
     straight line through the ``smooth_fibers`` nearest measured fibers (one-sided at the slit
-    edges, so a trend there is followed, not pulled inward), 'amp' one biweight shift for the amp. The corrected solution is wavelength + applied.
+    edges, so a trend there is followed, not pulled inward), except for a fiber whose own shift
+    is more than :data:`OWN_NSIG` of its errors off that line (a change along the slit sharper
+    than the window: the fiber keeps its own), 'amp' one biweight shift for the amp. The corrected solution is wavelength + applied.
     Pixels in ``mask`` (nfib, 1032, True = bad), non-finite or exactly 0 are not used; pixels
     more than ``clip`` robust sigmas off the best model are dropped (twice).
     """
@@ -246,9 +249,12 @@ def _finish(shift, error, dead, mode, nsm) -> TwilightShift:
     amp_shift = float(biweight(shift[ok])[0]) if ok.sum() else 0.0
     smooth = np.full(nfib, amp_shift)
     if ok.sum() >= 3:     # a clipped straight line over the nsm nearest measured fibers: at the
-        # slit edges the window is one-sided and a running mean would pull the outermost fibers
+        # slit edges the window is one-sided and a running mean would pull the outermost fibers;
+        # a fiber whose own shift departs from the line by more than OWN_NSIG errors keeps its own
         trend = local_trend(fib, shift, ok, max(nsm, 3))
         smooth = np.where(np.isfinite(trend), trend, amp_shift)
+        own = ok & (np.abs(shift - smooth) > OWN_NSIG * np.nan_to_num(error, nan=np.inf))
+        smooth = np.where(own, shift, smooth)
     if mode == "amp":
         applied = np.full(nfib, amp_shift)
     elif mode == "smooth":

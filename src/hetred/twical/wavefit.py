@@ -36,6 +36,8 @@ XCEN = (NCOLS - 1) / 2.0
 SPAN_NEEDED = (0.0, 0.2, 0.4, 0.6)
 #: least scale of a line's studentized residuals: its given errors are taken as at most 5x too large
 MIN_SCALE = 0.2
+#: chi^2 of a fiber's own terms about its neighbours' trend above which one odd line is looked for
+ODD_CHI2 = 25.0
 
 
 def xnorm(x) -> np.ndarray:
@@ -142,7 +144,8 @@ def fit_lines(x: np.ndarray, lam: np.ndarray, err: np.ndarray, cand: np.ndarray,
     Iterated up to ``max_iter`` times: residuals are studentized (:func:`studentized`) and each
     line's errors rescaled by the robust scale of its residuals over the live fibers (so a weak
     or often blended line weighs what its real scatter says, and the clipping measures every
-    line against its own scatter); in each fiber the line furthest beyond ``clip`` is dropped."""
+    line against its own scatter); in each fiber the line furthest beyond ``clip`` is dropped,
+    and a line that alone bends the fiber's own terms away from its neighbours' (:func:`_odd_line`)."""
     nfib, nl = x.shape
     own_order = min(own_order, xorder)
     cand = cand & np.isfinite(x)
@@ -152,6 +155,7 @@ def fit_lines(x: np.ndarray, lam: np.ndarray, err: np.ndarray, cand: np.ndarray,
     pf = L.legvander(fn, forder)                                          # (nfib, forder+1)
     w = np.where(cand, 1.0 / np.where(cand, err, 1.0) ** 2, 0.0)
     used = cand.copy()
+    veto = np.zeros_like(used)
     scale = np.ones(nl)
     for _ in range(max_iter):
         wl = w / scale[None, :] ** 2
@@ -171,11 +175,50 @@ def fit_lines(x: np.ndarray, lam: np.ndarray, err: np.ndarray, cand: np.ndarray,
         drop = np.zeros_like(used)
         rows = np.nonzero((bad & used).any(axis=1))[0]
         drop[rows, worst[rows]] = True
-        new_used = (used & ~drop) | (cand & ~used & ~(cand & (z > clip)))
+        # a fiber with no line beyond the limit but whose own terms disagree with its neighbours
+        # because of one line (at the end of the range, where the fit follows it)
+        veto |= _odd_line(fit, px, wl, lam2, used & ~drop, live, fn, own_order, min_lines, neighbours, z)
+        drop |= veto & used
+        new_used = (used & ~drop) | (cand & ~used & ~veto & ~(cand & (z > clip)))
         if np.array_equal(new_used, used):
             return fit
         used = new_used
     return _solve(xn, px, pf, lam2, w / scale[None, :] ** 2, used, live, fn, own_order, min_lines, neighbours)
+
+
+def _odd_line(fit: FitResult, px, w, lam, used, live, fn, own_order, min_lines, k, z) -> np.ndarray:
+    """(nfib, nlines) lines to drop: in a fiber whose own terms of order >= 1 lie more than
+    :data:`ODD_CHI2` (chi^2 over those terms) off the local trend of its neighbours, the one line
+    without which they come back (below ODD_CHI2 and a quarter of the first value) when its own
+    residual is above 2 scales. The neighbours only point at the line; the fiber's wavelengths
+    still come from its own lines, so a real steep change at a slit edge (no single line
+    carries it) is kept."""
+    drop = np.zeros_like(used)
+    p = own_order + 1
+    ref = (fit.order == own_order) & live
+    if own_order < 1 or ref.sum() < 5:
+        return drop
+    own = fit.coef[:, :p]
+    trend = np.stack([local_trend(fn, own[:, j], ref, k, exclude_self=True) for j in range(1, p)], 1)
+    dev = own[:, 1:] - trend
+    sc = np.array([max(float(biweight(dev[ref, j])[1]), 1e-9) for j in range(p - 1)])
+    chi = np.nansum((dev / sc) ** 2, axis=1)
+    base = np.einsum("flj,fj->fl", px[..., p:], fit.coef[:, p:])
+    need = max(min_lines, own_order + 3)
+    for f in np.nonzero((fit.order == own_order) & (chi > ODD_CHI2) & (used.sum(axis=1) > need))[0]:
+        best, arg = np.inf, -1
+        for i in np.nonzero(used[f])[0]:
+            m = used[f].copy()
+            m[i] = False
+            if own_orders(px[f:f + 1, :, 1], m[None], own_order, min_lines)[0] < own_order:
+                continue
+            c = _wls_batch(px[f:f + 1, :, :p], (lam[f] - base[f])[None], np.where(m, w[f], 0.0)[None])[0]
+            ci = np.sum(((c[1:] - trend[f]) / sc) ** 2)
+            if ci < best:
+                best, arg = ci, i
+        if arg >= 0 and best < min(ODD_CHI2, chi[f] / 4) and z[f, arg] > 2.0:
+            drop[f, arg] = True
+    return drop
 
 
 def _scale(v: np.ndarray, pool: np.ndarray) -> float:
@@ -193,22 +236,28 @@ def studentized(fit: FitResult, px: np.ndarray, w: np.ndarray, lam: np.ndarray, 
     toward itself, and only this form shows how far off it is), r / (sigma sqrt(1 + h)) for a line
     left out (a prediction); NaN where no error is known."""
     r = fit.at(x) - lam
-    sw = np.sqrt(w)
-    u = np.full(r.shape, np.nan)
-    for f in range(r.shape[0]):
-        o = fit.order[f]
-        known = w[f] > 0
-        if not known.any():
+    h = np.zeros(r.shape)
+    for o in range(int(fit.order.max()) + 1 if fit.order.size else 0):
+        f = np.nonzero((fit.order == o) & (fit.used.sum(axis=1) > o + 1))[0]
+        if f.size == 0:
             continue
-        h = np.zeros(r.shape[1])
-        m = fit.used[f]
-        if o >= 0 and m.sum() > o + 1:
-            a = px[f, :, :o + 1]
-            cov = np.linalg.pinv((a[m] * w[f, m, None]).T @ a[m])
-            h = w[f] * np.einsum("li,ij,lj->l", a, cov, a)
-        fac = np.where(m, np.sqrt(np.clip(1.0 - h, 1e-3, None)), np.sqrt(1.0 + h))
-        u[f, known] = r[f, known] * sw[f, known] / fac[known]
-    return u
+        a = px[f, :, :o + 1]                                           # (nf, nl, p)
+        cov = np.linalg.pinv(_normal(a, w[f] * fit.used[f]))
+        h[f] = w[f] * np.einsum("fli,fij,flj->fl", a, cov, a)
+    fac = np.where(fit.used, np.sqrt(np.clip(1.0 - h, 1e-3, None)), np.sqrt(1.0 + h))
+    return np.where(w > 0, r * np.sqrt(w) / fac, np.nan)
+
+
+def _normal(a: np.ndarray, wm: np.ndarray) -> np.ndarray:
+    """Batched normal matrices a^T W a: a (nf, nl, p), wm (nf, nl) -> (nf, p, p)."""
+    return np.einsum("fli,fl,flj->fij", a, wm, a)
+
+
+def _wls_batch(a: np.ndarray, y: np.ndarray, wm: np.ndarray) -> np.ndarray:
+    """Batched weighted least squares (zero weight = line not used): (nf, p) coefficients."""
+    g = _normal(a, wm)
+    b = np.einsum("fli,fl,fl->fi", a, wm, y)
+    return np.einsum("fij,fj->fi", np.linalg.pinv(g), b)
 
 
 def _solve(xn, px, pf, lam, w, used, live, fn, own_order, min_lines, k) -> FitResult:
@@ -217,43 +266,39 @@ def _solve(xn, px, pf, lam, w, used, live, fn, own_order, min_lines, k) -> FitRe
     order = own_orders(xn, used, own_order, min_lines)
     nshared = xorder - own_order
     coef = np.zeros((nfib, xorder + 1))
+    wm = np.where(used, w, 0.0)
+    y = np.where(used, lam, 0.0)
+    p = own_order + 1
     # --- the shared high-order terms: each fiber's own terms projected out (full-order live fibers)
     if nshared > 0:
-        rows, rhs = [], []
-        for f in np.nonzero(live & (order == own_order))[0]:
-            m = used[f]
-            sw = np.sqrt(w[f, m])
-            q, _ = np.linalg.qr(px[f, m, :own_order + 1] * sw[:, None])
-            sh = (px[f, m, own_order + 1:][:, :, None] * pf[f][None, None, :]).reshape(m.sum(), -1) * sw[:, None]
-            y = lam[f, m] * sw
-            rows.append(sh - q @ (q.T @ sh))
-            rhs.append(y - q @ (q.T @ y))
-        if rows:
-            b, *_ = np.linalg.lstsq(np.concatenate(rows), np.concatenate(rhs), rcond=None)
-            coef[:, own_order + 1:] = pf @ b.reshape(nshared, -1).T
-    base = np.einsum("flj,fj->fl", px[..., own_order + 1:], coef[:, own_order + 1:])
+        f = np.nonzero(live & (order == own_order))[0]
+        if f.size:
+            sw = np.sqrt(wm[f])                                         # (nf, nl)
+            a = px[f, :, :p] * sw[..., None]                            # (nf, nl, p)
+            sh = (px[f, :, p:][..., None] * pf[f][:, None, None, :]).reshape(f.size, px.shape[1], -1)
+            sh = sh * sw[..., None]
+            yy = y[f] * sw
+            proj = np.einsum("fli,fij,fmj->flm", a, np.linalg.pinv(np.einsum("fli,flj->fij", a, a)), a)
+            rows = sh - np.einsum("flm,fmk->flk", proj, sh)
+            rhs = yy - np.einsum("flm,fm->fl", proj, yy)
+            b, *_ = np.linalg.lstsq(rows.reshape(-1, rows.shape[2]), rhs.ravel(), rcond=None)
+            coef[:, p:] = pf @ b.reshape(nshared, -1).T
+    base = np.einsum("flj,fj->fl", px[..., p:], coef[:, p:])
     # --- own terms; a fiber lacking some takes the local trend of the fibers that have them
-    own = np.zeros((nfib, own_order + 1))
-    for f in np.nonzero(order == own_order)[0]:
-        m = used[f]
-        own[f] = _wls(px[f, m, :own_order + 1], lam[f, m] - base[f, m], w[f, m])
+    own = np.zeros((nfib, p))
+    f = np.nonzero(order == own_order)[0]
+    if f.size:
+        own[f] = _wls_batch(px[f, :, :p], y[f] - base[f], wm[f])
     lacking = np.nonzero(order < own_order)[0]
     if lacking.size:
         full = (order == own_order) & live
         full = full if full.any() else order == own_order
-        trend = {j: local_trend(fn, own[:, j], full, k) for j in range(min(order[lacking]) + 1, own_order + 1)}
+        trend = {j: local_trend(fn, own[:, j], full, k) for j in range(min(order[lacking]) + 1, p)}
         for f in lacking:
             o = order[f]
-            own[f, o + 1:] = np.nan_to_num([trend[j][f] for j in range(o + 1, own_order + 1)])
+            own[f, o + 1:] = np.nan_to_num([trend[j][f] for j in range(o + 1, p)])
             if o >= 0:
-                m = used[f]
-                rest = lam[f, m] - base[f, m] - px[f, m, o + 1:own_order + 1] @ own[f, o + 1:]
-                own[f, :o + 1] = _wls(px[f, m, :o + 1], rest, w[f, m])
-    coef[:, :own_order + 1] = own
+                rest = y[f] - base[f] - px[f, :, o + 1:p] @ own[f, o + 1:]
+                own[f, :o + 1] = _wls_batch(px[f:f + 1, :, :o + 1], rest[None], wm[f:f + 1])[0]
+    coef[:, :p] = own
     return FitResult(coef=coef, order=order, used=used, nown=used.sum(axis=1))
-
-
-def _wls(a: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
-    sw = np.sqrt(w)
-    c, *_ = np.linalg.lstsq(a * sw[:, None], y * sw, rcond=None)
-    return c
