@@ -50,7 +50,7 @@ def test_mixed_picks_one_family_per_amp_from_the_seed():
     fams = {amp: optics.build_optics(4, "20180110", 53, amp, "mixed").family for amp in ("LL", "LU", "RL", "RU")}
     again = {amp: optics.build_optics(4, "20180110", 53, amp, "mixed").family for amp in ("LL", "LU", "RL", "RU")}
     assert fams == again and set(fams.values()) <= set(FAM.SMOOTH_FAMILIES)
-    assert len(set(optics.build_optics(s, "20180110", 53, "LL", "mixed").family for s in range(12))) >= 3
+    assert len({optics.build_optics(s, "20180110", 53, "LL", "mixed").family for s in range(12)}) >= 3
 
 
 def test_truth_records_the_family(tmp_path):

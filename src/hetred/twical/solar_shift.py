@@ -234,8 +234,8 @@ def _clip_pixels(sel, twave, tflux, shift: float, clip: float):
 
 
 def _finish(shift, error, dead, mode, nsm) -> TwilightShift:
-    from hetred.twical.wavefit import local_trend
     from hetred.stats import biweight
+    from hetred.twical.wavefit import local_trend
 
     nfib = shift.size
     fib = np.arange(nfib, dtype=float)

@@ -19,7 +19,9 @@ Model, per fiber f and oriented column x (x~ = x scaled to [-1, 1], P_j Legendre
   last value); with fewer than ``min_lines`` lines its zero point comes the same way.
 
 Lines are weighted by 1/error^2 (the centroid error times the dispersion, with a systematic
-floor) and clipped iteratively on the residuals normalised by their robust scale.
+floor, rescaled per line to the real scatter of its studentized residuals over the fibers) and
+clipped iteratively, one line per fiber and pass; a line that alone bends a fiber's own terms
+away from its neighbours' is dropped too (:func:`fit_lines`).
 """
 from __future__ import annotations
 
@@ -55,7 +57,7 @@ def fiber_coord(coord: np.ndarray | None, nfib: int) -> np.ndarray:
 def local_trend(fn: np.ndarray, values: np.ndarray, have: np.ndarray, k: int = 8,
                 exclude_self: bool = False) -> np.ndarray:
     """(nfib,) straight-line fit of ``values`` over the ``k`` nearest fibers (in ``fn``) that
-    ``have`` a value, evaluated at each fiber (one 3-sigma clipping pass). At the slit edges the
+    ``have`` a value, evaluated at each fiber (up to two 3-sigma clipping passes). At the slit edges the
     nearest fibers all lie on one side: the line extrapolates the trend there, where a running
     mean or a constant would pull the outermost fibers toward the inner ones."""
     nfib = fn.size

@@ -2,8 +2,8 @@
 
 Replaces the wavelength parts of karlspipe hdr2.1 ``progs/vred.f`` (``getwtrace``,
 ``getmaster``/``fitmaster``/``writemaster``, ``getpeaks``/``getwtrace3``, ``getwsol``: a
-solution from the twilight's solar spectrum) with an arc-line solution in Remedy's manner,
-regularised across fibers; Karl's solar cross-correlation survives as a zero-point refinement
+solution from the twilight's solar spectrum) with an arc-line solution in Remedy's manner (a
+polynomial per fiber); Karl's solar cross-correlation survives as a zero-point refinement
 (:mod:`hetred.twical.solar_shift`) and ``progs/getwavo.f`` (biweight of several solutions) as
 :func:`combine_solutions`.
 
@@ -15,10 +15,10 @@ Input: extracted arc spectra, (112, 1032) electrons per oriented column, by lamp
 2. line centres: pixel-integrated Gaussian fits near the predicted columns
    (:func:`hetred.twical.arclines.measure_lines`), weighted by their errors; lines whose width is
    off the line's biweight over fibers are blends and are dropped;
-3. the regularised solution: lambda(f, x) = z_f + sum_{j=1..xorder} c_j(f) P_j(x~), c_j(f) =
-   sum_{k<=forder} a_jk P_k(f~) (Legendre), fitted to all live fibers' lines at once with
-   iterative clipping; z_f is each fiber's own zero point (weighted mean of its residuals), or,
-   for a fiber with fewer than ``min_lines`` lines, interpolated from its neighbours;
+3. each fiber's own solution (:mod:`hetred.twical.wavefit`): zero point, tilt and curvature
+   (Legendre terms up to ``own_order`` along the columns) from the fiber's own lines, only the
+   cubic term shared across the slit; a fiber with too few lines borrows the missing terms
+   from the local trend of its nearest neighbours (extrapolated at the slit edges);
 4. steps 2-3 once more with the columns predicted by the first solution.
 """
 from __future__ import annotations
