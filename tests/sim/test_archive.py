@@ -125,3 +125,6 @@ def test_cli_scale_choices_are_the_presets():
     from hetred.sim.presets import PRESETS
 
     assert sorted(SCALES) == sorted(PRESETS)
+    from hetred.cli.simulate import CHOICES
+    from hetred.sim.families import CHOICES as FAMILY_CHOICES
+    assert CHOICES == FAMILY_CHOICES

@@ -21,6 +21,8 @@ from hetred.layout import Layout
 #: the presets of hetred.sim.presets (kept here so that `hetred` starts without importing the
 #: simulator; tests/sim/test_archive.py checks that the two agree)
 SCALES = ("demo", "full", "month")
+#: hetred.sim.families.CHOICES (same reason; the same test checks them)
+CHOICES = ("classic", "poly", "edge", "piecewise", "sine", "mixed")
 
 EXAMPLES = """
 \b
@@ -30,6 +32,7 @@ Examples:
   hetred --raw sim/raw simulate 20180110 --truth sim/truth --ifuslots 053,063 --zro 11 --shots 2
   hetred --raw sim/raw simulate --truth sim/truth --scale full --dry-run   # 78 IFUs: the plan only
   hetred --raw sim/raw simulate --truth sim/truth --solar sun_use.dat --seed 7
+  hetred --raw sim/raw simulate --truth sim/truth --optics-family edge   # edge-steepening optics
 """
 
 
@@ -51,12 +54,15 @@ Examples:
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same bytes).")
 @click.option("--solar", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Two-column solar spectrum for the twilights (e.g. sun_use.dat).")
+@click.option("--optics-family", type=click.Choice(CHOICES), default="classic", show_default=True,
+              help="How wavelength, trace, profile and LSF vary along the slit (docs/simulator.md): "
+                   "classic polynomials, or poly, edge, piecewise, sine; mixed: one per amp from the seed.")
 @click.option("--overwrite", is_flag=True, help="Replace tars that already exist.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (observations, exposures, members); write nothing.")
 @click.pass_context
 def command(ctx: click.Context, nights: str | None, truth: Path | None, scale: str, ifuslots: str | None,
             n_ifus: int | None, zro, drk, flt, hg, cd, twi, shots, seed: int, solar: Path | None,
-            overwrite: bool, dry_run: bool) -> None:
+            optics_family: str, overwrite: bool, dry_run: bool) -> None:
     """Simulate raw VIRUS nights: tars in the real layout under the raw root, truth elsewhere.
 
     NIGHTS is YYYYMMDD, a range YYYYMMDD-YYYYMMDD or a comma list (default: the preset's).
@@ -72,7 +78,7 @@ def command(ctx: click.Context, nights: str | None, truth: Path | None, scale: s
     except ValueError as err:
         raise HetredError(str(err)) from None
     frames = {k: v for k, v in dict(zro=zro, drk=drk, flt=flt, hg=hg, cd=cd, twi=twi).items() if v is not None}
-    plan = plan_archive(nights, slots, n_ifus, frames, shots, seed, scale, solar)
+    plan = plan_archive(nights, slots, n_ifus, frames, shots, seed, scale, solar, optics_family)
     truth_root = truth if truth is not None else Path(cfg.raw).resolve().parent / "truth"
     layout = Layout(cfg.raw, cfg.red, truth_root)
     check_roots(layout)

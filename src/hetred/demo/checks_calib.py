@@ -182,6 +182,10 @@ def check_twical(res: DemoResult) -> list[Check]:
     def worst(key: str, absval: bool = False) -> float:
         return max(abs(v[key]) if absval else v[key] for v in m.values())
 
+    kmax = max(m, key=lambda k: m[k]["wave_max"])
+    wmax = (*kmax, m[kmax]["wave_fiber_max"])
+    kedge = max(m, key=lambda k: m[k]["wave_edge"])
+    wedge = (*kedge, m[kedge]["wave_edge_fiber"])
     dead_bad = sum(not v["dead_ok"] for v in m.values())
     n_dead = sum(v["n_dead"] for v in m.values())
     chi = _core_chi2(res, amps[0][0], amps[0][1])
@@ -191,7 +195,12 @@ def check_twical(res: DemoResult) -> list[Check]:
         Check("twical", "wavelength - truth, per-fiber rms: median over fibers (worst amp)", worst("wave_med"),
               "<= 0.05 Å", worst("wave_med") <= 0.05, "Å"),
         Check("twical", "wavelength - truth, per-fiber rms: worst 1 % of fibers (worst amp)", worst("wave_99"),
-              "<= 0.15 Å", worst("wave_99") <= 0.15, "Å"),
+              "<= 0.1 Å", worst("wave_99") <= 0.1, "Å"),
+        Check("twical", f"wavelength - truth, per-fiber rms: every live fiber (worst: {wmax[0]:03d}{wmax[1]} "
+              f"k={wmax[2]})", m[wmax[:2]]["wave_max"], "<= 0.05 Å", m[wmax[:2]]["wave_max"] <= 0.05, "Å"),
+        Check("twical", f"wavelength - truth, per-fiber rms: worst slit-edge fiber, k 0-3 and 108-111 "
+              f"({wedge[0]:03d}{wedge[1]} k={wedge[2]})", m[wedge[:2]]["wave_edge"], "<= 0.05 Å",
+              m[wedge[:2]]["wave_edge"] <= 0.05, "Å"),
         Check("twical", "fiber_to_fiber / truth - 1, rms 3700-5400 Å (worst amp)", worst("ftf_rms"),
               "<= 0.005", worst("ftf_rms") <= 0.005),
         Check("twical", f"amps whose dead fibers differ from truth ({n_dead} dead injected)", dead_bad,

@@ -24,7 +24,7 @@ from typing import Callable
 from hetred.errors import HetredError
 from hetred.io.atomic import atomic_path, write_json_atomic
 from hetred.layout import Layout, format_relative
-from hetred.sim import almanac, presets, seeds
+from hetred.sim import almanac, families, presets, seeds
 from hetred.sim import truth as truth_mod
 from hetred.sim.focalplane import choose_slots
 from hetred.sim.frame import AmpModel, exposure_context
@@ -46,6 +46,7 @@ class ArchivePlan:
     seed: int
     scale: str
     solar: Path | None = None
+    optics_family: str = "classic"   #: hetred.sim.families: how the optics vary along the slit
 
     @property
     def n_amps(self) -> int:
@@ -72,7 +73,8 @@ class ArchivePlan:
 
     def describe(self) -> list[str]:
         slots = ",".join(f"{s.ifuslot:03d}" for s in self.slots)
-        lines = [f"scale {self.scale}, seed {self.seed}: {len(self.nights)} night(s), "
+        fam = "" if self.optics_family == "classic" else f", optics family {self.optics_family}"
+        lines = [f"scale {self.scale}, seed {self.seed}{fam}: {len(self.nights)} night(s), "
                  f"{len(self.slots)} IFU(s) [{slots}], {self.n_amps} amps; {self.n_tars} tars, "
                  f"{self.n_exposures} exposures, {self.n_members} members "
                  f"(~{self.n_members * 2.21 / 1024:.2f} GB)"]
@@ -119,10 +121,12 @@ class SimSummary:
 def plan_archive(nights: str | list[str] | None = None, ifuslots: list[int] | None = None,
                  n_ifus: int | None = None, frames: FrameCounts | dict | None = None,
                  shots: int | None = None, seed: int = 0, scale: str = "demo",
-                 solar: str | Path | None = None) -> ArchivePlan:
-    """The plan of a simulation; explicit arguments override the ``scale`` preset."""
+                 solar: str | Path | None = None, optics_family: str = "classic") -> ArchivePlan:
+    """The plan of a simulation; explicit arguments override the ``scale`` preset.
+    ``optics_family``: :data:`hetred.sim.families.CHOICES` (how the optics vary along the slit)."""
     pre = presets.get(scale)
     try:
+        family = families.check_family(optics_family)
         night_list = parse_nights(nights if nights else pre.nights)
         slots = choose_slots(ifuslots, n_ifus if (n_ifus or ifuslots) else pre.n_ifus)
         counts = pre.counts
@@ -137,7 +141,7 @@ def plan_archive(nights: str | list[str] | None = None, ifuslots: list[int] | No
         raise HetredError(str(err)) from None
     if solar is not None and not Path(solar).is_file():
         raise HetredError(f"solar spectrum {solar} does not exist")
-    return ArchivePlan(plans, slots, counts, int(seed), scale, Path(solar) if solar else None)
+    return ArchivePlan(plans, slots, counts, int(seed), scale, Path(solar) if solar else None, family)
 
 
 def check_roots(layout: Layout) -> None:
@@ -155,14 +159,14 @@ def simulate_archive(layout: Layout, nights: str | list[str] | None = None,
                      frames: FrameCounts | dict | None = None, shots: int | None = None,
                      seed: int = 0, scale: str = "demo", solar: str | Path | None = None,
                      progress: Progress | None = None, overwrite: bool = False,
-                     plan: ArchivePlan | None = None) -> SimSummary:
+                     plan: ArchivePlan | None = None, optics_family: str = "classic") -> SimSummary:
     """Simulate raw nights into ``layout.raw`` and their truth into ``layout.truth``.
 
     Returns a :class:`SimSummary`. Raises :class:`HetredError` on a bad request, a truth root
     inside the raw root, or an existing tar (unless ``overwrite``).
     """
     check_roots(layout)
-    plan = plan or plan_archive(nights, ifuslots, n_ifus, frames, shots, seed, scale, solar)
+    plan = plan or plan_archive(nights, ifuslots, n_ifus, frames, shots, seed, scale, solar, optics_family)
     if not overwrite:
         for n in plan.nights:
             for o in n.observations:
@@ -213,7 +217,7 @@ def _simulate_night(layout: Layout, plan: ArchivePlan, night: NightPlan, summary
         for slot in slots:
             for amp in AMPS:
                 tm = time.perf_counter()
-                model = AmpModel(seed, night.night, slot, amp, t_night)
+                model = AmpModel(seed, night.night, slot, amp, t_night, plan.optics_family)
                 summary.model_seconds += time.perf_counter() - tm
                 records = []
                 for ctx in contexts:
@@ -274,7 +278,7 @@ def _write_night_truth(layout: Layout, plan: ArchivePlan, night: NightPlan, cont
                           "members": plan.n_amps, "level": ctx.level,
                           "tar": str(layout.path("raw_tar", night=night.night, obs=e.obs).relative_to(layout.raw))})
     data = {
-        "night": night.night, "seed": plan.seed, "scale": plan.scale,
+        "night": night.night, "seed": plan.seed, "scale": plan.scale, "optics_family": plan.optics_family,
         "almanac": {k: v.isoformat() for k, v in night.almanac.items()},
         "ifuslots": [s.ifuslot for s in plan.slots],
         "counts": plan.counts.__dict__,

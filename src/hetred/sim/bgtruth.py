@@ -36,7 +36,8 @@ class BackgroundTruth:
             night, ctx = self._ctx[f["member"].rsplit("/", 1)[1].split("_")[0]]
             key = (night, ifuslot, amp)
             if key not in self._models:
-                self._models[key] = AmpModel(self.plan.seed, night, slot, amp, almanac.night_start(night))
+                self._models[key] = AmpModel(self.plan.seed, night, slot, amp, almanac.night_start(night),
+                                               self.plan.optics_family)
             out.append(background_adu(self._models[key], ctx) / np.float32(f["level"]))
         return biweight(np.asarray(out, np.float32), axis=0)[0]
 

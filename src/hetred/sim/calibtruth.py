@@ -30,6 +30,7 @@ from hetred.twical import fiber_to_fiber as F
 
 AMPS = ("LL", "LU", "RL", "RU")
 WRANGE = (3700.0, 5400.0)
+EDGE_FIBERS = (0, 1, 2, 3, 108, 109, 110, 111)    #: fiber rows k at the slit edges (issue 11)
 
 
 def amp_truth(layout: Layout, nights: list[str], ifuslot: int, amp: str,
@@ -55,11 +56,16 @@ def amp_truth(layout: Layout, nights: list[str], ifuslot: int, amp: str,
 
 def library_errors(lib: dict, t: dict) -> dict:
     """Errors of one amp's library (:func:`hetred.fibers.library.read_library`) against
-    :func:`amp_truth`: trace_rms px, wave_med / wave_99 Å (per-fiber rms), ftf_rms, dead_ok,
-    a2a (measured) and a2a_truth (before normalisation)."""
+    :func:`amp_truth`: trace_rms px, wave_med / wave_99 / wave_max Å (per-fiber rms over the
+    columns, over the live fibers) and wave_fiber_max (its fiber row k), wave_edge Å and
+    wave_edge_fiber (the worst live fiber row k of the slit edges, k = 0-3 and 108-111),
+    ftf_rms, dead_ok, a2a (measured) and a2a_truth (before normalisation)."""
     live = ~t["dead"]
     trace_rms = float(np.sqrt(np.mean((lib["trace"] - t["trace"])[live] ** 2)))
-    werr = np.sqrt(np.mean((lib["wavelength"] - t["wave"]) ** 2, axis=1))[live]
+    wall = np.sqrt(np.mean((lib["wavelength"] - t["wave"]) ** 2, axis=1))
+    werr = wall[live]
+    edge = np.array([k for k in EDGE_FIBERS if live[k]], int)
+    kworst = int(edge[np.argmax(wall[edge])]) if edge.size else -1
     with np.errstate(divide="ignore", invalid="ignore"):
         r = lib["fiber_to_fiber"] / t["ftf"]
     r = r / np.median(r[live], axis=0)[None, :]
@@ -67,7 +73,9 @@ def library_errors(lib: dict, t: dict) -> dict:
     ftf_rms = float(np.sqrt(np.mean((r - 1)[sel] ** 2)))
     tlev = F.nan_biweight(np.where(sel, t["ftf"], np.nan)[live].reshape(1, -1), axis=1)[0][0]
     return dict(trace_rms=trace_rms, wave_med=float(np.median(werr)), wave_99=float(np.percentile(werr, 99)),
-                ftf_rms=ftf_rms, dead_ok=bool(np.array_equal(lib["dead"], t["dead"])),
+                wave_max=float(werr.max()), wave_fiber_max=int(np.argmax(np.where(live, wall, -1.0))),
+                wave_edge=float(wall[kworst]) if kworst >= 0 else float("nan"),
+                wave_edge_fiber=kworst, ftf_rms=ftf_rms, dead_ok=bool(np.array_equal(lib["dead"], t["dead"])),
                 n_dead=int(t["dead"].sum()), a2a=float(lib["amp_to_amp"]),
                 a2a_truth=float(tlev) * t["gain_err"])
 

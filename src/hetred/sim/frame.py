@@ -91,6 +91,7 @@ class AmpModel:
     slot: FplaneEntry
     amp: str
     night_start: datetime
+    family: str = "classic"     #: optics family (hetred.sim.families)
     detector: det_mod.Detector = field(init=False)
     optics: opt_mod.Optics = field(init=False)
 
@@ -98,7 +99,7 @@ class AmpModel:
         s, n, i, a = self.seed, self.night, self.slot.ifuslot, self.amp
         self.ampname = det_mod.ampname_of(a)
         self.detector = det_mod.build_detector(s, n, i, a)
-        self.optics = opt_mod.build_optics(s, n, i, a)
+        self.optics = opt_mod.build_optics(s, n, i, a, self.family)
         self.pixelflat = np.ascontiguousarray(ampgeom.orient(self.detector.pixelflat_raw, a, self.ampname))
         r = seeds.rng(s, seeds.OPTICS, ifuslot=i, amp=a, exp=1)
         # FCU lamp illumination: smooth over the focal plane (a few %) and 1 % per amp

@@ -15,6 +15,11 @@ wavelength x, both 0-based with pixel centres at integers).
   A and a per-night shift; LSF FWHM 5-6 A varying smoothly;
 * throughput: fiber-to-fiber 5-10 % rms, slowly varying with wavelength, a smooth trend across
   the slit, 0-2 dead fibers per amp (relative throughput 0.02-0.3), and an amp-to-amp factor.
+
+How the wavelength, trace, profile and LSF vary along the slit is a *family*
+(:mod:`hetred.sim.families`): ``classic`` (the low-order polynomials above) or a wider smooth
+form (``poly``, ``edge``, ``piecewise``, ``sine``) drawn from a stream of its own, so that the
+other properties of the amp (throughput, dead fibers, detector) are the same in every family.
 """
 from __future__ import annotations
 
@@ -25,7 +30,7 @@ import numpy as np
 from scipy import sparse
 from scipy.special import gammainc
 
-from hetred.sim import seeds, spectra
+from hetred.sim import families, seeds, spectra
 
 NFIB = 112
 NROWS = 1032
@@ -108,6 +113,8 @@ class Optics:
     matrix: sparse.csc_matrix = field(repr=False)  #: pixel (padded frame) x (fiber, column) weights
     halo: np.ndarray = field(repr=False)       #: (1032, 112) float32 halo matrix
     peak_frac: float = 0.0     #: nominal fraction of a fiber's light in its peak pixel
+    family: str = "classic"    #: the family of the fiber dependence (hetred.sim.families)
+    family_params: dict = field(default_factory=dict, repr=False)   #: its draws (truth)
 
     def spread(self, spec: np.ndarray) -> np.ndarray:
         """(1032, 1032) float32 image of fiber spectra ``spec`` (112, 1032 electrons per column)."""
@@ -118,9 +125,15 @@ class Optics:
         return img
 
 
-def build_optics(seed: int, night: str, ifuslot: int, amp: str) -> Optics:
-    """The optics of one amp: persistent parts keyed by (slot, amp), the night's shifts by night."""
+def build_optics(seed: int, night: str, ifuslot: int, amp: str, family: str = "classic") -> Optics:
+    """The optics of one amp: persistent parts keyed by (slot, amp), the night's shifts by night.
+
+    ``family``: how trace, profile, wavelength and LSF vary along the slit
+    (:data:`hetred.sim.families.CHOICES`; ``mixed`` picks one per amp from the seed)."""
     r = seeds.rng(seed, seeds.OPTICS, ifuslot=ifuslot, amp=amp)
+    rf = seeds.rng(seed, seeds.FAMILY, ifuslot=ifuslot, amp=amp)
+    family = families.resolve(family, rf)
+    slit = None if family == "classic" else families.slit_model(family, rf, NCOLS)
     rn = seeds.rng(seed, seeds.NIGHT_AMP, night=night, ifuslot=ifuslot, amp=amp)
     fib = np.arange(NFIB)
     fnorm = np.linspace(-1, 1, NFIB)[:, None]
@@ -132,22 +145,32 @@ def build_optics(seed: int, night: str, ifuslot: int, amp: str) -> Optics:
     ynom = nominal_positions(pitch, y0) + r.normal(0, 0.15, NFIB)
     curv0, curv1, tilt = r.uniform(-3, 3), r.uniform(-2, 2), r.uniform(-1, 1)
     curv = curv0 + curv1 * fnorm
+    tilt = np.full((NFIB, 1), tilt)
     shift_y = rn.uniform(-0.2, 0.2)
-    trace = ynom[:, None] + curv * (xnorm ** 2 - 1.0 / 3.0) + tilt * xnorm + shift_y
     # --- profile
-    sigma = 2.5 * (1.0 + 0.04 * _smooth_field(r))
-    power = 2.5 + 0.15 * _smooth_field(r)
+    sig_field, pow_field = _smooth_field(r), _smooth_field(r)
     # --- wavelength
     c0, c1, c2 = spectra.WAVE_POLY
     off = r.uniform(-3, 3) * (fnorm[:, 0] ** 2 - 1 / 3) + r.uniform(-2, 2) * fnorm[:, 0] + r.uniform(-1.5, 1.5)
     stretch = 1.0 + r.uniform(-0.002, 0.002) * fnorm[:, 0] + r.uniform(-0.002, 0.002)
+    dc2 = np.zeros(NFIB)
     shift_w = rn.uniform(-0.2, 0.2) * 2.0
-    coeffs = np.stack([c0 + off + shift_w + (1 - stretch) * c1 * spectra.XCEN,
-                       c1 * stretch, np.full(NFIB, c2)], axis=1)
+    fwhm_field = _smooth_field(r)
+    if slit is not None:      # the family replaces the classic draws (r keeps its order)
+        ynom = ynom + slit.ydist
+        curv, tilt = slit.curv[:, None], slit.tilt[:, None]
+        sig_field, pow_field, fwhm_field = slit.sigma_field, slit.power_field, slit.fwhm_field
+        off, stretch, dc2 = slit.zero, slit.stretch, slit.dc2
+    trace = ynom[:, None] + curv * (xnorm ** 2 - 1.0 / 3.0) + tilt * xnorm + shift_y
+    sigma = 2.5 * (1.0 + 0.04 * sig_field)
+    power = 2.5 + 0.15 * pow_field
+    xc = spectra.XCEN     # stretch and dc2 act about the centre column
+    coeffs = np.stack([c0 + off + shift_w + (1 - stretch) * c1 * xc + dc2 * xc ** 2,
+                       c1 * stretch - 2.0 * dc2 * xc, c2 + dc2], axis=1)
     x = np.arange(NCOLS, dtype=float)
     wave = spectra.wavelength(coeffs, x)
     dwave = spectra.dispersion(coeffs, x)
-    fwhm = 5.5 + 0.35 * _smooth_field(r) + 0.1 * xnorm
+    fwhm = 5.5 + 0.35 * fwhm_field + 0.1 * xnorm
     # --- throughput
     level = r.normal(1.0, r.uniform(0.05, 0.10), NFIB)
     slope = r.normal(0.0, 0.03, NFIB)[:, None]
@@ -173,7 +196,8 @@ def build_optics(seed: int, night: str, ifuslot: int, amp: str) -> Optics:
                   coeffs=coeffs, wave=wave, dwave=dwave, fwhm=fwhm, ftf=ftf.astype(np.float32),
                   dead=[i + 1 for i in dead], dead_throughput=dead_tp, amp2amp=amp2amp,
                   halo_frac=halo_frac, night_shift_y=shift_y, night_shift_wave=shift_w,
-                  matrix=matrix, halo=halo, peak_frac=peak)
+                  matrix=matrix, halo=halo, peak_frac=peak, family=family,
+                  family_params={} if slit is None else slit.params)
 
 
 def _profile_weights(trace: np.ndarray, sigma: np.ndarray, power: np.ndarray):

@@ -24,6 +24,7 @@ EXPOSURE = 5        #: exposure-wide values (bias jitter, lamp and twilight leve
 SCENE = 6           #: the sky scene of a shot
 NIGHT = 7           #: night-wide values (weather, pointings)
 FOCALPLANE = 8      #: synthetic focal-plane values of unknown slots
+FAMILY = 9          #: the optics family's draws of an amp (hetred.sim.families), persistent
 
 
 def key(purpose: int, night: str | int = 0, obs: int = 0, exp: int = 0, ifuslot: int = 0,

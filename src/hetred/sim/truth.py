@@ -76,6 +76,7 @@ def amp_truth_hdul(m: AmpModel, exposures: list[dict]) -> fits.HDUList:
         ("TRSHIFT", o.night_shift_y, "px this night's trace shift (included in TRACE)"),
         ("WVSHIFT", o.night_shift_wave, "A this night's wavelength shift (in WAVELENGTH)"),
         ("PEAKFRAC", o.peak_frac, "nominal fiber light fraction in the peak pixel"),
+        ("OPTFAM", o.family, "optics family along the slit (sim.families)"),
     ):
         h[key] = (val, com[:46])
     h["COMMENT"] = "Profile: exp(-0.5*|dy/PROFILE_SIGMA|**PROFILE_POWER), unit integral, times (1-HALOFRAC)."
@@ -190,6 +191,7 @@ def amp_summary(m: AmpModel, exposures: list[dict]) -> dict:
         "gain_header": d.gain_header, "gain_true": d.gain_true,
         "rdnoise_header": d.rdnoise_header, "rdnoise_true": d.rdnoise_true,
         "dark_rate": d.dark_rate, "amp2amp": o.amp2amp, "dead_fibers": o.dead,
+        "optics_family": o.family, "optics_family_params": o.family_params,
         "traps": [{"col_raw": c, "row_raw": r, "excess_adu": x} for c, r, x in d.traps],
         "bias_levels": {e["stamp"]: round(float(e["bias_level"]), 4) for e in exposures},
     }

@@ -29,6 +29,7 @@ WINDOWS: tuple[tuple[float, float], ...] = (
 )
 FWHM_SIGMA = 2.3548200450309493
 GRID_STEP = 0.05             #: A, the template's working grid
+OWN_NSIG = 3.0               #: 'smooth' mode: a fiber this many errors off the local line keeps its own shift
 
 
 @dataclass
@@ -107,8 +108,11 @@ def measure_shift(spectra: np.ndarray, wavelength: np.ndarray, template: SolarTe
     spectra: (nfib, 1032) extracted twilight (or a stack (n, nfib, 1032), averaged); wavelength:
     (nfib, 1032) the current solution (A); lsf_fwhm: scalar or (nfib,) A (e.g. the arc solution's
     ``lsf_fwhm``); fiber_mask: True = dead fiber (not measured). ``mode``: 'fiber' applies each
-    fiber's own shift, 'smooth' (Karl's getwtrace3) a running biweight over ``smooth_fibers``
-    fibers, 'amp' one biweight shift for the amp. The corrected solution is wavelength + applied.
+    fiber's own shift, 'smooth' (after Karl's getwtrace3, which smooths over 13 fibers) a clipped
+    straight line through the ``smooth_fibers`` nearest measured fibers (one-sided at the slit
+    edges, so a trend there is followed, not pulled inward), except for a fiber whose own shift
+    is more than :data:`OWN_NSIG` of its errors off that line (a change along the slit sharper
+    than the window: the fiber keeps its own), 'amp' one biweight shift for the amp. The corrected solution is wavelength + applied.
     Pixels in ``mask`` (nfib, 1032, True = bad), non-finite or exactly 0 are not used; pixels
     more than ``clip`` robust sigmas off the best model are dropped (twice).
     """
@@ -231,20 +235,26 @@ def _clip_pixels(sel, twave, tflux, shift: float, clip: float):
 
 def _finish(shift, error, dead, mode, nsm) -> TwilightShift:
     from hetred.stats import biweight
+    from hetred.twical.wavefit import local_trend
 
     nfib = shift.size
+    fib = np.arange(nfib, dtype=float)
     ok = np.isfinite(shift) & ~dead
     if ok.sum() >= 3:
-        loc, scl = biweight(shift[ok])
-        # a measured shift far from the rest (> 5 scales and 0.5 A) is not trusted
-        ok &= ~((np.abs(shift - loc) > 5 * max(scl, 0.02)) & (np.abs(shift - loc) > 0.5))
+        # a shift far from its neighbours' trend (> 5 scales and 0.5 A) is not trusted; the trend
+        # is local, so a steep but smooth change toward a slit edge is kept
+        dev = shift - local_trend(fib, shift, ok, max(nsm, 3), exclude_self=True)
+        scl = biweight(dev[ok & np.isfinite(dev)])[1] if (ok & np.isfinite(dev)).sum() >= 3 else 0.0
+        ok &= ~((np.abs(dev) > 5 * max(scl, 0.02)) & (np.abs(dev) > 0.5))
     amp_shift = float(biweight(shift[ok])[0]) if ok.sum() else 0.0
     smooth = np.full(nfib, amp_shift)
-    half = max(nsm // 2, 1)
-    for f in range(nfib):
-        near = ok & (np.abs(np.arange(nfib) - f) <= half)
-        if near.sum() >= 3:
-            smooth[f] = biweight(shift[near])[0]
+    if ok.sum() >= 3:     # a clipped straight line over the nsm nearest measured fibers: at the
+        # slit edges the window is one-sided and a running mean would pull the outermost fibers;
+        # a fiber whose own shift departs from the line by more than OWN_NSIG errors keeps its own
+        trend = local_trend(fib, shift, ok, max(nsm, 3))
+        smooth = np.where(np.isfinite(trend), trend, amp_shift)
+        own = ok & (np.abs(shift - smooth) > OWN_NSIG * np.nan_to_num(error, nan=np.inf))
+        smooth = np.where(own, shift, smooth)
     if mode == "amp":
         applied = np.full(nfib, amp_shift)
     elif mode == "smooth":

@@ -2,8 +2,8 @@
 
 Replaces the wavelength parts of karlspipe hdr2.1 ``progs/vred.f`` (``getwtrace``,
 ``getmaster``/``fitmaster``/``writemaster``, ``getpeaks``/``getwtrace3``, ``getwsol``: a
-solution from the twilight's solar spectrum) with an arc-line solution in Remedy's manner,
-regularised across fibers; Karl's solar cross-correlation survives as a zero-point refinement
+solution from the twilight's solar spectrum) with an arc-line solution in Remedy's manner (a
+polynomial per fiber); Karl's solar cross-correlation survives as a zero-point refinement
 (:mod:`hetred.twical.solar_shift`) and ``progs/getwavo.f`` (biweight of several solutions) as
 :func:`combine_solutions`.
 
@@ -15,10 +15,10 @@ Input: extracted arc spectra, (112, 1032) electrons per oriented column, by lamp
 2. line centres: pixel-integrated Gaussian fits near the predicted columns
    (:func:`hetred.twical.arclines.measure_lines`), weighted by their errors; lines whose width is
    off the line's biweight over fibers are blends and are dropped;
-3. the regularised solution: lambda(f, x) = z_f + sum_{j=1..xorder} c_j(f) P_j(x~), c_j(f) =
-   sum_{k<=forder} a_jk P_k(f~) (Legendre), fitted to all live fibers' lines at once with
-   iterative clipping; z_f is each fiber's own zero point (weighted mean of its residuals), or,
-   for a fiber with fewer than ``min_lines`` lines, interpolated from its neighbours;
+3. each fiber's own solution (:mod:`hetred.twical.wavefit`): zero point, tilt and curvature
+   (Legendre terms up to ``own_order`` along the columns) from the fiber's own lines, only the
+   cubic term shared across the slit; a fiber with too few lines borrows the missing terms
+   from the local trend of its nearest neighbours (extrapolated at the slit edges);
 4. steps 2-3 once more with the columns predicted by the first solution.
 """
 from __future__ import annotations
@@ -28,11 +28,11 @@ from enum import IntFlag
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from numpy.polynomial import legendre as L
 
 from hetred.errors import HetredError
 from hetred.stats import biweight
 from hetred.twical import arclines as A
+from hetred.twical import wavefit as WF
 
 NFIB, NCOLS = A.NFIB, A.NCOLS
 XCEN = (NCOLS - 1) / 2.0
@@ -63,7 +63,9 @@ class WaveSettings:
     width_nsig: float = 5.0      #: ... and above this many biweight scales
     sys_px: float = 0.02         #: added in quadrature to every centroid error (px)
     xorder: int = 3              #: polynomial degree along the columns
-    forder: int = 3              #: degree of each shape coefficient across the fibers
+    own_order: int = 2           #: terms up to this degree along the columns come from each fiber's own lines
+    forder: int = 3              #: degree across the fibers of the shared terms above ``own_order``
+    neighbours: int = 8          #: fibers in the local trend that fills a fiber's missing terms
     min_lines: int = 3           #: good lines a fiber needs for its own zero point
     clip: float = 4.0            #: clip residuals above clip x the robust scale (normalised)
     max_iter: int = 6            #: clipping iterations
@@ -185,104 +187,14 @@ class WaveSolution:
 
 # ----------------------------------------------------------------------------- the fit
 
-def _xn(x):
-    return (np.asarray(x, dtype=float) - XCEN) / XCEN
-
-
-def _fiber_coord(fiber_coord: np.ndarray | None, nfib: int) -> np.ndarray:
-    c = np.arange(nfib, dtype=float) if fiber_coord is None else np.asarray(fiber_coord, dtype=float)
-    lo, hi = c.min(), c.max()
-    return 2.0 * (c - lo) / (hi - lo) - 1.0 if hi > lo else np.zeros(nfib)
-
-
-def _shape_basis(xn: np.ndarray, fn: np.ndarray, xorder: int, forder: int) -> np.ndarray:
-    """(N, xorder*(forder+1)) columns P_j(x~) P_k(f~), j >= 1."""
-    px = L.legvander(xn, xorder)[:, 1:]
-    pf = L.legvander(fn, forder)
-    return (px[:, :, None] * pf[:, None, :]).reshape(xn.size, -1)
-
-
-@dataclass
-class _Fit:
-    coef: np.ndarray         #: shape coefficients
-    zp: np.ndarray           #: (nfib,) zero points
-    own_zp: np.ndarray       #: (nfib,) bool: zero point from the fiber's own lines
-    used: np.ndarray         #: (nfib, nlines) bool
-
-
 def fit_solution(lf: A.LineFits, disp: np.ndarray, s: WaveSettings, live: np.ndarray,
-                 fn: np.ndarray) -> _Fit:
-    """Regularised fit to measured lines. disp: (nfib, nlines) A/px at the lines (for errors)."""
-    nfib, nl = lf.x.shape
-    cand = lf.ok & np.isfinite(lf.x)
+                 fn: np.ndarray) -> WF.FitResult:
+    """The model of :mod:`hetred.twical.wavefit` fitted to measured lines. disp: (nfib, nlines)
+    A/px at the lines (for the errors, with the ``sys_px`` floor)."""
     err = disp * np.sqrt(np.nan_to_num(lf.x_err, nan=1.0) ** 2 + s.sys_px ** 2)
-    lam = np.broadcast_to(lf.lines[None, :], (nfib, nl))
-    fib = np.broadcast_to(np.arange(nfib)[:, None], (nfib, nl))
-    used = cand.copy()
-    coef = None
-    for _ in range(s.max_iter):
-        fit_m = used & live[:, None]
-        # per-fiber zero points are eliminated by centring each fiber's data (weighted)
-        ff, xx, ll, ee = fib[fit_m], lf.x[fit_m], lam[fit_m], err[fit_m]
-        w = 1.0 / ee ** 2
-        basis = _shape_basis(_xn(xx), fn[ff], s.xorder, s.forder)
-        wsum = np.bincount(ff, w, nfib)
-        wsum[wsum == 0] = 1.0
-        bmean = np.stack([np.bincount(ff, w * basis[:, k], nfib) for k in range(basis.shape[1])], 1) / wsum[:, None]
-        lmean = np.bincount(ff, w * ll, nfib) / wsum
-        bc = basis - bmean[ff]
-        lc = ll - lmean[ff]
-        sw = np.sqrt(w)
-        coef, *_ = np.linalg.lstsq(bc * sw[:, None], lc * sw, rcond=None)
-        zp, nown = _zero_points(lf, lam, err, used, coef, s, fn)
-        model = _eval_lines(lf.x, fn, coef, zp, s)
-        norm = (model - lam) / err
-        nr = norm[cand & live[:, None]]
-        scale = max(biweight(nr)[1] if nr.size > 2 else 1.0, 1.0)
-        new_used = cand & (np.abs(norm) <= s.clip * scale)
-        if np.array_equal(new_used, used):
-            break
-        used = new_used
-    zp, nown = _zero_points(lf, lam, err, used, coef, s, fn)
-    return _Fit(coef=coef, zp=zp, own_zp=nown >= s.min_lines, used=used)
-
-
-def _zero_points(lf, lam, err, used, coef, s, fn):
-    """Each fiber's weighted mean residual about the shape; few lines -> neighbours' values."""
-    nfib = lam.shape[0]
-    shape_only = _eval_lines(lf.x, fn, coef, np.zeros(nfib), s)
-    w = np.where(used, 1.0 / err ** 2, 0.0)
-    r = np.where(used, lam - shape_only, 0.0)
-    nown = used.sum(axis=1)
-    wsum = w.sum(axis=1)
-    zp = np.where(wsum > 0, (w * r).sum(axis=1) / np.where(wsum > 0, wsum, 1.0), np.nan)
-    own = nown >= s.min_lines
-    if own.sum() >= 2:
-        idx = np.arange(nfib)
-        zp = np.where(own, zp, np.interp(fn, fn[own], zp[own]) if np.all(np.diff(fn) > 0)
-                      else np.interp(idx, idx[own], zp[own]))
-    elif own.sum() == 1:
-        zp = np.full(nfib, zp[own][0])
-    else:
-        zp = np.where(np.isfinite(zp), zp, np.nanmedian(zp) if np.isfinite(zp).any() else 0.0)
-    return zp, nown
-
-
-def _eval_lines(x, fn, coef, zp, s):
-    nfib, nl = x.shape
-    xx = np.nan_to_num(x, nan=XCEN).ravel()
-    ff = np.repeat(np.arange(nfib), nl)
-    val = _shape_basis(_xn(xx), fn[ff], s.xorder, s.forder) @ coef
-    return val.reshape(nfib, nl) + zp[:, None]
-
-
-def evaluate(coef: np.ndarray, zp: np.ndarray, fn: np.ndarray, s: WaveSettings) -> np.ndarray:
-    """(nfib, 1032) float64 wavelengths of a fit."""
-    px = L.legvander(_xn(A.XCOLS), s.xorder)[:, 1:]          # (1032, xorder)
-    pf = L.legvander(fn, s.forder)                            # (nfib, forder+1)
-    c = coef.reshape(s.xorder, s.forder + 1)                  # c[j, k]
-    cj = pf @ c.T                                             # (nfib, xorder)
-    return zp[:, None] + cj @ px.T
+    return WF.fit_lines(lf.x, lf.lines, err, lf.ok & np.isfinite(lf.x), live, fn, xorder=s.xorder,
+                        forder=s.forder, own_order=s.own_order, min_lines=s.min_lines, clip=s.clip,
+                        max_iter=s.max_iter, neighbours=s.neighbours)
 
 
 # ----------------------------------------------------------------------------- driver
@@ -337,7 +249,7 @@ def solve_arcs(arcs: Mapping[str, np.ndarray], settings: WaveSettings | None = N
     masks = dict(masks or {})
     dead = np.zeros(nfib, bool) if fiber_mask is None else np.asarray(fiber_mask, bool).copy()
     live = ~dead
-    fn = _fiber_coord(fiber_coord, nfib)
+    fn = WF.fiber_coord(fiber_coord, nfib)
     g = A.guess_wavelength(s.guess_poly)[:nfib] if guess is None else np.asarray(guess, float)
     shift, quality = A.rough_shifts(arcs, g, s.max_shift_px, fiber_mask=dead)
     lf = _measure_all(arcs, lambda lam: A.columns_of(g, lam) + shift, s.search_px, s, masks)
@@ -347,11 +259,11 @@ def solve_arcs(arcs: Mapping[str, np.ndarray], settings: WaveSettings | None = N
                           f"(lamps {', '.join(arcs)}); are these arcs, and is the guess solution right?")
     disp = np.gradient(g, axis=1)
     fit = fit_solution(lf, _at(disp, lf.x), s, live, fn)
-    wave = evaluate(fit.coef, fit.zp, fn, s)
+    wave = fit.evaluate(NCOLS)
     lf = _measure_all(arcs, lambda lam: A.columns_of(wave, lam), s.search2_px, s, masks)
     disp = np.gradient(wave, axis=1)
     fit = fit_solution(lf, _at(disp, lf.x), s, live, fn)
-    wave = evaluate(fit.coef, fit.zp, fn, s)
+    wave = fit.evaluate(NCOLS)
     return _solution(wave, lf, fit, dead, fn, s, shift, quality)
 
 
@@ -379,13 +291,12 @@ def _solution(wave, lf, fit, dead, fn, s, shift, quality) -> WaveSolution:
     flags[~fit.own_zp] |= WaveFlag.FEW_LINES
     flags[np.nan_to_num(rms, nan=0.0) > s.max_rms] |= WaveFlag.HIGH_RMS
     own = fit.own_zp & ~dead
-    if own.sum() > s.forder + 2:
-        c = L.legfit(fn[own], fit.zp[own], s.forder)
-        trend = L.legval(fn, c)
-        flags[np.abs(fit.zp - trend) > s.zp_tol] |= WaveFlag.ZP_OUTLIER
+    if own.sum() >= 3:      # the local trend of the other fibers: a steep but smooth edge is no outlier
+        trend = WF.local_trend(fn, fit.zp, own, s.neighbours, exclude_self=True)
+        flags[np.abs(fit.zp - np.nan_to_num(trend, nan=fit.zp)) > s.zp_tol] |= WaveFlag.ZP_OUTLIER
     flags[np.any(np.diff(wave, axis=1) <= 0, axis=1)] |= WaveFlag.NONMONOTONIC
     meta = {"settings": asdict(s), "rough_shift_px": shift.tolist(), "rough_quality": quality.tolist(),
-            "nused": int(used.sum()), "lamps": sorted(set(lf.lamp))}
+            "nused": int(used.sum()), "lamps": sorted(set(lf.lamp)), "own_order": fit.order.tolist()}
     return WaveSolution(wavelength=wave.astype(np.float32), rms=rms.astype(np.float32),
                         nlines=nlines.astype(np.int16), zero_point=fit.zp, lsf_fwhm=lsf.astype(np.float32),
                         flags=flags, lines=lf.lines.copy(), line_x=lf.x, line_resid=resid.astype(np.float32),
@@ -395,21 +306,32 @@ def _solution(wave, lf, fit, dead, fn, s, shift, quality) -> WaveSolution:
 # ----------------------------------------------------------------------------- combine (getwavo.f)
 
 def combine_solutions(solutions: Sequence[WaveSolution | np.ndarray]) -> WaveSolution:
-    """Biweight per fiber and column of several exposures' (or nights') solutions (getwavo.f).
+    """Biweight per fiber and column of several exposures' (or nights') solutions (getwavo.f),
+    after aligning their amp-wide offsets.
 
-    Returns a WaveSolution whose ``wavelength`` is the biweight location, ``scatter`` the
-    biweight scale (A) per pixel, ``nexp`` the number combined; ``rms`` is the median scatter of
-    each fiber, ``flags`` the OR of flags set in at least half of the inputs, ``zero_point`` and
-    ``lsf_fwhm`` biweights. Line tables are not carried over.
+    Each solution's offset d_i is the median over the amp of its difference from the per-pixel
+    median of all solutions; the biweight per pixel is taken of the solutions minus their d_i,
+    and the biweight of the d_i is added back. Nights whose wavelengths differ by a shift
+    (thermal, ~0.1-0.4 A) would otherwise form clusters in every pixel's biweight, whose
+    outermost one sits near the rejection limit: small per-exposure differences would then move
+    the library by several times their size, differently in every pixel.
+
+    Returns a WaveSolution whose ``wavelength`` is that location, ``scatter`` the biweight scale
+    (A) per pixel about the aligned solutions, ``nexp`` the number combined; ``rms`` is the
+    median scatter of each fiber, ``flags`` the OR of flags set in at least half of the inputs,
+    ``zero_point`` and ``lsf_fwhm`` medians; ``meta['offsets']`` the d_i (A). Line tables are
+    not carried over.
     """
     sols = [s if isinstance(s, WaveSolution) else _bare(np.asarray(s)) for s in solutions]
     if not sols:
         raise HetredError("combine_solutions: nothing to combine")
     stack = np.stack([s.wavelength.astype(np.float64) for s in sols])
     ref = np.median(stack, axis=0)
-    loc, scl = biweight((stack - ref).astype(np.float32), axis=0)
-    wave = ref + loc.astype(np.float64)
+    offsets = np.median((stack - ref).reshape(len(sols), -1), axis=1)
+    loc, scl = biweight((stack - ref - offsets[:, None, None]).astype(np.float32), axis=0)
     n = len(sols)
+    off = float(biweight(offsets)[0]) if n > 2 else float(np.mean(offsets))
+    wave = ref + loc.astype(np.float64) + off
     scatter = np.where(scl < 0, 0.0, scl).astype(np.float32) if n > 1 else np.zeros_like(loc)
     votes = np.zeros(wave.shape[0], dtype=np.int32)
     for bit in WaveFlag:
@@ -421,7 +343,7 @@ def combine_solutions(solutions: Sequence[WaveSolution | np.ndarray]) -> WaveSol
     return WaveSolution(wavelength=wave.astype(np.float32), rms=np.median(scatter, axis=1),
                         nlines=np.zeros(wave.shape[0], np.int16), zero_point=zp, lsf_fwhm=lsf,
                         flags=votes, scatter=scatter, nexp=n,
-                        meta={"combined": n})
+                        meta={"combined": n, "offsets": [round(float(o), 5) for o in offsets]})
 
 
 def _bare(wave: np.ndarray) -> WaveSolution:
