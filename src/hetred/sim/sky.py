@@ -316,21 +316,26 @@ def line_source_fluxes(scene: ShotScene, slot: FplaneEntry, amp: str, exp: int, 
 
 
 def format_catalogue(scene: ShotScene) -> str:
-    """Text of :func:`write_catalogue`."""
-    rows = ["# ra dec u g r i z"]
-    for s in scene.stars:
-        rows.append(f"{s['ra']:11.6f} {s['dec']:11.6f} " + " ".join(f"{s[b]:6.3f}" for b in BANDS))
-    return "\n".join(rows) + "\n"
+    """Text of :func:`write_catalogue`: shuffle's ``shout.ifustars`` (the real format, read by
+    :func:`hetred.astrom.formats.read_ifustars`)."""
+    from datetime import datetime, timezone
+
+    from hetred.astrom.formats import format_ifustars
+
+    s = scene.stars
+    mags = np.column_stack([s[b] for b in BANDS]) if len(s) else np.zeros((0, 5))
+    stamp = datetime.strptime(scene.night, "%Y%m%d").replace(tzinfo=timezone.utc)   # deterministic
+    return format_ifustars(s["ra"], s["dec"], mags, ids=[f"{int(i):019d}" for i in s["id"]], stamp=stamp)
 
 
 def write_catalogue(scene: ShotScene, path: str | Path) -> None:
-    """Write the field-star catalogue that the astrometry and throughput stages read.
+    """Write the star catalogue that the astrometry and throughput stages read.
 
-    Format: plain text, one header line ``# ra dec u g r i z``, then one star per line with
-    whitespace-separated columns: ra, dec (deg, J2000, %11.6f) and the SDSS u g r i z AB
-    magnitudes (%6.3f) from synthetic photometry of the star's SED. Same columns as Karl's
-    ``shout.ifustars`` (cols 3-9) without its SHOTID and object ID columns. Values are the
-    truth (no catalogue errors). Written atomically.
+    Format: shuffle's ``shout.ifustars`` as in the real shot 20180611v017 (HETDEX/vdrp test data):
+    10 ``#`` lines (date, ``#col  1: SHOTID`` .. ``#col  9: z``), then one star per line
+    ``000001 ID RA DEC u g r i z`` -- ID the star's id as 19 digits, RA and Dec in degrees
+    (``%11.6f``), the SDSS u g r i z AB magnitudes (``%7.2f``) from synthetic photometry of the
+    star's SED. Values are the truth (no catalogue errors). Written atomically.
     """
     from hetred.io.atomic import write_text_atomic
 
@@ -339,11 +344,14 @@ def write_catalogue(scene: ShotScene, path: str | Path) -> None:
 
 def read_catalogue(path: str | Path) -> np.ndarray:
     """Read a :func:`write_catalogue` file: structured array with ra dec u g r i z (float64)."""
+    from hetred.astrom.formats import read_ifustars
+
+    cat = read_ifustars(path)
     dt = np.dtype([(n, "f8") for n in ("ra", "dec", *BANDS)])
-    rows = [tuple(float(v) for v in line.split()[:7])
-            for line in Path(path).read_text().splitlines()
-            if line.strip() and not line.lstrip().startswith("#")]
-    return np.array(rows, dtype=dt)
+    out = np.zeros(len(cat), dtype=dt)
+    for n in dt.names:
+        out[n] = cat[n]
+    return out
 
 
 def _fibers_seeing(scene: ShotScene, slots: list[FplaneEntry], ra: np.ndarray, dec: np.ndarray,
