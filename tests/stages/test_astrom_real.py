@@ -183,3 +183,71 @@ def test_dithall_line_of_the_reference(fid_solution):
     k = t.multifits.index("multi_301_015_038_LL_001.ixy")
     assert text[k + 1] == (" 207.6156535  51.2284981   ifu015    -1.270     0.000   -51.270  -450.000  "
                            "multi_301_015_038_LL_001.ixy    20180611T054545     exp01 ")
+
+
+@pytest.fixture(scope="module")
+def own_solution():
+    """hetred's own star finder on the 120 real CoFeS images, then the same solution."""
+    from astropy.io import fits
+
+    from hetred.astrom import formats as F
+    from hetred.astrom.inputs import folder_exposures
+    from hetred.astrom.settings import AstromSettings
+    from hetred.astrom.solve import ExposureInput, ShotInput, solve
+    from hetred.astrom.stars import find_exposure
+    from hetred.virus.fplane import read_fplane
+
+    settings = AstromSettings.from_config(None, profile="vdrp-test")
+    exps = []
+    for e in folder_exposures(REAL / "reductions"):
+        tables, psf, bad = find_exposure({s: fits.getdata(p) for s, p in e.files.items()}, settings.finder())
+        assert not bad
+        exps.append(ExposureInput(e.index, e.stamp, tables))
+    fplane = read_fplane(REAL / "config" / "fplane.txt")
+    inp = ShotInput("20180611v017", exps, fplane, F.read_ifustars(FID / "shout.ifustars"),
+                    F.read_radec(FID / "radec.orig"), tuple(settings.pixel_offset), {})
+    return solve(inp, settings)
+
+
+def test_end_to_end_own_star_finder_meets_the_fiducial(own_solution):
+    """Acceptance: radec2_final within 0.15" of vdrp's, norm.dat within 0.01, matched pairs per
+    exposure within 2 of 7/13/7."""
+    sol = own_solution
+    assert [e.stamp for e in sol.input.exposures] == ["20180611T054545.2", "20180611T055249.6",
+                                                      "20180611T060006.3"]
+    ra, dec, pa = sol.final
+    d_ra = (ra - 207.671364) * 3600 * np.cos(np.radians(dec))
+    d_dec = (dec - 51.349386) * 3600
+    assert np.hypot(d_ra, d_dec) < 0.15 and pa == 292.599070
+    assert np.max(np.abs(sol.norm - [0.96786895, 1.01277085, 0.99168056])) < 0.01
+    pairs = [f.last.n for f in sol.fits]
+    assert all(abs(n - want) <= 2 for n, want in zip(pairs, (7, 13, 7))), pairs
+
+
+def test_own_positions_and_magnitudes_follow_allstar():
+    """Positions within 0.1 px of ALLSTAR's (robust rms 0.025 px) and magnitudes on its scale."""
+    from astropy.io import fits
+
+    from hetred.astrom import formats as F
+    from hetred.astrom.settings import AstromSettings
+    from hetred.astrom.stars import find_stars
+
+    s = AstromSettings().finder()
+    dx, dy, dm = [], [], []
+    for p in sorted((REAL / "reductions").rglob("exp01/virus/CoFeS*_sci.fits")):
+        slot = p.name.split("_")[1]
+        als = F.read_als(FID / f"20180611T054545_{slot}.als")
+        t = find_stars(fits.getdata(p), s)
+        for a in als[als["mag"] < 20]:
+            if len(t) == 0:
+                continue
+            d = np.hypot(t["x"] - a["x"], t["y"] - a["y"])
+            k = int(np.argmin(d))
+            if d[k] < 1:
+                dx.append(t["x"][k] - a["x"])
+                dy.append(t["y"][k] - a["y"])
+                dm.append(t["mag"][k] - a["mag"])
+    assert len(dm) >= 40
+    assert abs(np.median(dx)) < 0.1 and abs(np.median(dy)) < 0.1
+    assert 1.4826 * np.median(np.abs(np.array(dx) - np.median(dx))) < 0.1
+    assert abs(np.median(dm)) < 0.03

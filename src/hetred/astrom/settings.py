@@ -49,19 +49,28 @@ class AstromSettings:
     #: images (CRPIX1 - 1, CRPIX2 - 1 of the CoFeS header, the IFU position of pixel 1 minus 1),
     #: else (-26.15, -26.24) (hetred's and Panacea's 51 x 51 grid). vdrp's 2018 value: (-26.2, -26.7)
     pixel_offset: tuple[float, ...] = ()
-    #: star finder: detection threshold in sky sigmas (vdrp daophot_sigma)
+    #: star finder: detection threshold in sky sigmas (vdrp daophot_sigma) and the FWHM (px) of
+    #: its kernel (DAOPHOT daophot.opt FWHM)
     find_sigma: float = 2.0
-    #: PSF of the photometry: Moffat beta and FWHM in pixels (vdrp use.psf: MOFFAT25, HWHM 1.635 x
-    #: 1.817 px); 0 FWHM: fitted per exposure from its bright stars
+    find_fwhm: float = 2.0
+    #: least distance between two detections, px (photutils 3.0's default for a 2-px kernel)
+    find_separation: float = 5.0
+    #: PSF of the photometry, a Moffat: beta, FWHM along x and y (px) and DAOPHOT's cross term, by
+    #: default the analytic part of vdrp's use.psf (MOFFAT25, HWHM 1.635 x 1.817 px, 0.0475);
+    #: empty psf_fwhm: a circular FWHM fitted per exposure to its brightest stars
     psf_beta: float = 2.5
-    psf_fwhm: float = 3.45
+    psf_fwhm: tuple[float, ...] = (3.27, 3.634)
+    psf_xy: float = 0.0475
     #: fitting radius (px) of the PSF photometry (vdrp allstar fi)
     fit_radius: float = 3.0
-    #: sky annulus (px) around each star (vdrp allstar is, os)
-    sky_inner: float = 1.0
-    sky_outer: float = 10.0
+    #: the background is measured on the pixels farther than this (px) from every detection
+    sky_clear: float = 6.0
     #: detections closer than this to the image edge (px) are dropped (0: keep all, as vdrp)
     edge: float = 0.0
+    #: magnitude = zero point - 2.5 log10(PSF flux): 25.12 puts hetred's magnitudes on the scale of
+    #: vdrp's DAOPHOT ALLSTAR (median difference -0.119 mag over 188 stars of the real shot
+    #: 20180611v017 with zero point 25), on which Karl's magnitude cuts are set
+    mag_zero_point: float = 25.12
     #: write the QA PNGs
     qa: bool = True
 
@@ -97,8 +106,22 @@ class AstromSettings:
             raise HetredError("[stages.astrom]: pixel_offset must be [xoff, yoff] or empty")
         if self.smoothing < 0 or self.find_sigma <= 0 or self.fit_radius <= 0 or self.psf_beta <= 1:
             raise HetredError("[stages.astrom]: need smoothing >= 0, find_sigma > 0, fit_radius > 0, psf_beta > 1")
-        if not self.sky_outer > self.sky_inner >= 0:
-            raise HetredError("[stages.astrom]: need sky_outer > sky_inner >= 0")
+        if len(self.psf_fwhm) > 2 or any(v <= 0 for v in self.psf_fwhm) or self.find_fwhm <= 0 \
+                or self.find_separation < 0:
+            raise HetredError("[stages.astrom]: psf_fwhm must be [fwhm] or [fwhm_x, fwhm_y] px (> 0) or empty, "
+                              "find_fwhm > 0")
+        if self.sky_clear < 0:
+            raise HetredError("[stages.astrom]: need sky_clear >= 0")
+
+    def finder(self):
+        """The star finder's settings (:class:`hetred.astrom.stars.FinderSettings`)."""
+        from hetred.astrom.stars import FinderSettings
+
+        return FinderSettings(find_sigma=self.find_sigma, find_fwhm=self.find_fwhm,
+                              min_separation=self.find_separation, psf_beta=self.psf_beta,
+                              psf_fwhm=tuple(self.psf_fwhm), psf_xy=self.psf_xy, fit_radius=self.fit_radius,
+                              sky_clear=self.sky_clear, edge=self.edge,
+                              mag_zero_point=self.mag_zero_point)
 
     def as_dict(self) -> dict[str, Any]:
         """Every value (provenance in the done marker)."""
