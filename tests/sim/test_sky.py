@@ -253,8 +253,8 @@ def test_scene_parameters(scene_and_slots):
     off = np.hypot((scene.header_ra - scene.ra0) * np.cos(np.radians(scene.dec0)),
                    scene.header_dec - scene.dec0) * 3600
     assert 1.0 <= off <= 3.0
-    dpa = (scene.header_pa - scene.pa + 180) % 360 - 180
-    assert 0.05 <= abs(dpa) <= 0.1
+    dpa = (scene.pa - scene.header_pa + 180) % 360 - 180      # PARANGLE + angoff = pa (vdrp)
+    assert 1.4 <= dpa <= 1.65 and dpa == pytest.approx(scene.angoff, abs=1e-9)
     assert len(scene.stars) > 5 and len(scene.lines) > 10
     assert np.all((scene.stars["g"] >= 15) & (scene.stars["g"] <= 22))
     assert np.all((scene.stars["teff"] >= 4000) & (scene.stars["teff"] <= 9000))

@@ -111,3 +111,93 @@ def layout_fibermaps(slots, fplane: dict[int, FplaneEntry]) -> dict[int, dict[st
         ifuid = fplane[s].ifuid if s in fplane else None
         out[s] = {a: amp_positions(a, ifuid) for a in AMPS}
     return out
+
+
+# ------------------------------------------------------------------------------------------------
+# pointing, pixel offset, fplane, catalogue
+
+#: hetred's and Panacea's 51 x 51 CoFeS grid: pixel 1 at IFU (-25.15, -25.24)"
+DEFAULT_PIXEL_OFFSET = (-26.15, -26.24)
+
+
+def pixel_offset_of(header) -> tuple[float, float] | None:
+    """(xoff, yoff) that turn 1-based pixel x, y of a CoFeS image into IFU arcsec: the IFU
+    position of pixel 1 minus 1 (hetred's ``IFUX0/IFUY0``, else the real files' ``CRPIX1/CRPIX2``,
+    which hold that position, not a FITS reference pixel; shared/reference/astrom_throughput.md
+    §1.3), for 1" pixels; None when the header has neither."""
+    for kx, ky in (("IFUX0", "IFUY0"), ("CRPIX1", "CRPIX2")):
+        if kx in header and ky in header:
+            x0, y0 = float(header[kx]), float(header[ky])
+            if kx == "CRPIX1" and not (x0 < 0 and y0 < 0):
+                continue            # a real reference pixel: not the CoFeS convention
+            scale = float(header.get("PIXSCALE", 1.0))
+            if scale != 1.0:
+                return None
+            return x0 - 1.0, y0 - 1.0
+    return None
+
+
+def read_pointing(multi: str | Path) -> tuple[float, float, float, float | None]:
+    """(TRAJRA [h], TRAJDEC, PARANGLE, STRUCTAZ) of a multi file's primary header (vdrp
+    ``get_ra_dec_orig``, ``get_track``). Raises HetredError naming a missing or unset value."""
+    from astropy.io import fits
+
+    h = fits.getheader(multi, 0)
+    vals = []
+    for key in ("TRAJRA", "TRAJDEC", "PARANGLE"):
+        if key not in h:
+            raise HetredError(f"{multi}: no {key} in the header (the header pointing of the shot)")
+        v = float(h[key])
+        if v < -999990.0:
+            raise HetredError(f"{multi}: {key} is unset ({v:g})")
+        vals.append(v)
+    az = h.get("STRUCTAZ")
+    return vals[0], vals[1], vals[2], (float(az) if az is not None else None)
+
+
+def load_fplane(path: str | Path) -> dict[int, FplaneEntry]:
+    """An fplane file, or a one-line HetredError naming it."""
+    from hetred.virus.fplane import read_fplane
+
+    p = Path(path)
+    if not p.is_file():
+        raise HetredError(f"fplane {p} does not exist")
+    try:
+        fp = read_fplane(p)
+    except ValueError as err:
+        raise HetredError(f"fplane {p}: {err}") from None
+    if not any(e.is_ifu for e in fp.values()):
+        raise HetredError(f"fplane {p} has no IFU slot")
+    return fp
+
+
+def night_fplane(layout, night: str, slots, given: str | Path | None = None
+                 ) -> tuple[dict[int, FplaneEntry], str, list[str]]:
+    """The focal plane of a night: ``given``, else the reduction tree's ``fplane``, else the raw
+    tree's ``fplane_archive``, else the nominal slot grid (with a warning). Returns (entries,
+    source, warnings)."""
+    if given is not None:
+        return load_fplane(given), str(given), []
+    for key in ("fplane", "fplane_archive"):
+        p = layout.path(key, night=night)
+        if p.is_file():
+            return load_fplane(p), str(p), []
+    return nominal_fplane(slots), "nominal", [
+        f"no fplane for {night} ({layout.path('fplane', night=night)}, "
+        f"{layout.path('fplane_archive', night=night)}): nominal slot positions used, SPECID/IFUID unknown"]
+
+
+def ifupos_fibermaps(multis: dict[tuple[int, str], Path]) -> dict[int, dict[str, np.ndarray]]:
+    """Fiber positions (HDU ``ifupos``, (112, 2) arcsec) of multi files {(ifuslot, amp): path}
+    (vdrp ``mk_fibermap_files`` reads those of exposure 1)."""
+    from astropy.io import fits
+
+    out: dict[int, dict[str, np.ndarray]] = {}
+    for (slot, amp), p in sorted(multis.items()):
+        try:
+            with fits.open(p, memmap=True, lazy_load_hdus=True) as h:
+                xy = np.array(h["ifupos"].data, dtype=float)
+        except (OSError, KeyError) as err:
+            raise HetredError(f"{p}: no fiber positions (HDU ifupos): {err}") from None
+        out.setdefault(slot, {})[amp] = xy
+    return out

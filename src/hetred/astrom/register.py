@@ -88,6 +88,7 @@ class Registration:
     mags: np.ndarray
     errs: np.ndarray
     ids: np.ndarray
+    index: np.ndarray            #: (n, nframes) index of the star in each frame's FrameStars, -1 missing
 
     @property
     def nframes(self) -> np.ndarray:
@@ -180,11 +181,13 @@ def register(frames: Sequence[FrameStars], dithers: Sequence[tuple[float, float]
     n = len(mx)
     mags = np.full((n, nf), np.nan)
     errs = np.full((n, nf), np.nan)
+    index = np.full((n, nf), -1, dtype=int)
     for k in range(nf):
         a = assign[k]
         ok = a >= 0
         mags[a[ok], k] = frames[k].mag[ok]
         errs[a[ok], k] = frames[k].merr[ok]
+        index[a[ok], k] = np.nonzero(ok)[0]
     dmag = np.zeros(nf)
     sigma = np.zeros(nf)
     for k in range(nf):
@@ -198,7 +201,7 @@ def register(frames: Sequence[FrameStars], dithers: Sequence[tuple[float, float]
         both = np.isfinite(mags[:, 0]) & np.isfinite(mags[:, k])
         if k > 0 and np.any(both):
             dmag[k] = float(np.median(mags[both, 0] - mags[both, k]))
-    return Registration(dx, dy, dmag, sigma, mx, my, mags, errs, np.array(ids, dtype=int))
+    return Registration(dx, dy, dmag, sigma, mx, my, mags, errs, np.array(ids, dtype=int), index)
 
 
 def all_raw_table(reg: Registration, min_frames: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray,

@@ -35,6 +35,9 @@ class AstromSettings:
     angoff_trials: tuple[float, ...] = KARL_TRIALS
     #: smoothing of the rms-vs-angle spline (vdrp optimal_ang_off_smoothing)
     smoothing: float = 0.05
+    #: step (deg) of the grid the splines' minima are searched on (vdrp: 0.01, which quantises
+    #: each exposure's optimum to 0.01 deg)
+    angle_grid_step: float = 0.01
     #: true: the final solution uses the optimal rotation (vdrp since 2019); false: the nominal one
     #: (the real 20180611v017 expected outputs)
     apply_optimal_angle: bool = True
@@ -45,6 +48,13 @@ class AstromSettings:
     mktot_magmax: float = 22.0
     #: stars brighter than this in every exposure make norm.dat (Karl 18, vdrp 19)
     fluxnorm_mag_max: float = 18.0
+    #: norm.dat from "fiber": each star's flux fitted through the fibers (hetred.astrom.fibermodel;
+    #: free of the ~10 % fiber-sampling scatter of image photometry), or "psf": the PSF magnitudes
+    #: of the images (vdrp's getNorm)
+    norm_method: str = "fiber"
+    #: Moffat beta of the seeing in the fiber model (hetdex_api Extract.moffat_psf: 3.5; Karl's
+    #: fitradecsp uses 3.9)
+    norm_beta: float = 3.5
     #: pixel -> IFU arcsec offset (xoff, yoff) added to the 1-based pixel x, y; empty: from the
     #: images (CRPIX1 - 1, CRPIX2 - 1 of the CoFeS header, the IFU position of pixel 1 minus 1),
     #: else (-26.15, -26.24) (hetred's and Panacea's 51 x 51 grid). vdrp's 2018 value: (-26.2, -26.7)
@@ -104,12 +114,16 @@ class AstromSettings:
             raise HetredError("[stages.astrom]: dithers must be pairs dx, dy (e.g. 0, 0, 1.215, -0.7, 1.215, 0.7)")
         if self.pixel_offset and len(self.pixel_offset) != 2:
             raise HetredError("[stages.astrom]: pixel_offset must be [xoff, yoff] or empty")
+        if not 0 < self.angle_grid_step <= 0.05:
+            raise HetredError("[stages.astrom]: angle_grid_step must be in (0, 0.05] deg")
         if self.smoothing < 0 or self.find_sigma <= 0 or self.fit_radius <= 0 or self.psf_beta <= 1:
             raise HetredError("[stages.astrom]: need smoothing >= 0, find_sigma > 0, fit_radius > 0, psf_beta > 1")
         if len(self.psf_fwhm) > 2 or any(v <= 0 for v in self.psf_fwhm) or self.find_fwhm <= 0 \
                 or self.find_separation < 0:
             raise HetredError("[stages.astrom]: psf_fwhm must be [fwhm] or [fwhm_x, fwhm_y] px (> 0) or empty, "
                               "find_fwhm > 0")
+        if self.norm_method not in ("fiber", "psf"):
+            raise HetredError(f"[stages.astrom]: norm_method must be 'fiber' or 'psf', got {self.norm_method!r}")
         if self.sky_clear < 0:
             raise HetredError("[stages.astrom]: need sky_clear >= 0")
 
@@ -134,6 +148,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "vdrp-test": {
         "radii": (11.0, 5.0, 3.0), "angoff": 1.45, "angoff_trials": (1.425, 1.45, 1.475, 1.5, 1.525),
         "apply_optimal_angle": False, "dithers": (0.0, 0.0, 1.27, -0.73, 1.27, 0.73),
-        "mktot_magmax": 21.0, "fluxnorm_mag_max": 19.0, "pixel_offset": (-26.2, -26.7),
+        "mktot_magmax": 21.0, "fluxnorm_mag_max": 19.0, "pixel_offset": (-26.2, -26.7), "norm_method": "psf",
+        "angle_grid_step": 0.01,
     },
 }

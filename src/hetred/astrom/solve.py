@@ -34,6 +34,8 @@ class ExposureInput:
     index: int
     stamp: str                               #: CoFeS stamp, 17 characters (15 from .als names)
     tables: dict[int, np.ndarray]            #: ifuslot -> :data:`~hetred.astrom.formats.ALS_DTYPE`
+    images: dict[int, np.ndarray] = field(default_factory=dict)   #: ifuslot -> CoFeS image (fiber norm)
+    recon: dict[int, Any] = field(default_factory=dict)            #: ifuslot -> fibermodel.Recon
 
     @property
     def prefix(self) -> str:
@@ -74,6 +76,7 @@ class ShotSolution:
     norm: np.ndarray
     fibers: list[FiberTable]
     warnings: list[str]
+    norm_info: dict[str, Any] = field(default_factory=dict)
 
     def counts(self) -> dict[str, Any]:
         """Numbers for the done marker and the CLI summary."""
@@ -85,7 +88,7 @@ class ShotSolution:
             "scatter_arcsec": [round(self.scatter[0], 3), round(self.scatter[1], 3)],
             "norm": [round(float(v), 8) for v in self.norm], "registered": [round(float(v), 3) for v in
                                                                            (*self.registration.dx, *self.registration.dy)],
-            "fibers": sum(len(t) for t in self.fibers), "warnings": self.warnings,
+            "fibers": sum(len(t) for t in self.fibers), "warnings": self.warnings, "norm_info": self.norm_info,
         }
 
 
@@ -106,7 +109,17 @@ def solve(inp: ShotInput, settings: AstromSettings) -> ShotSolution:
               for e in inp.exposures]
     reg = register(frames, dithers[:len(frames)])
     ids, x, y, mags, errs = all_raw_table(reg)
-    norm = flux_norm(mags, settings.fluxnorm_mag_max) if len(frames) > 1 else None
+    norm, norm_info = None, {"method": "psf"}
+    if len(frames) > 1 and settings.norm_method == "fiber":
+        if all(e.images for e in inp.exposures) and inp.fibermaps:
+            from hetred.astrom.normfit import fiber_norm
+
+            norm, norm_info = fiber_norm(inp, frames, reg, settings)
+        else:
+            warnings.append("no images or fiber positions for the fiber-model norm: norm.dat from the PSF "
+                            "magnitudes (vdrp)")
+    if norm is None and len(frames) > 1 and norm_info["method"] == "psf":
+        norm = flux_norm(mags, settings.fluxnorm_mag_max)
     if norm is None:
         warnings.append(f"no star brighter than {settings.fluxnorm_mag_max:g} mag in every exposure: "
                         "norm.dat set to 1")
@@ -123,7 +136,7 @@ def solve(inp: ShotInput, settings: AstromSettings) -> ShotSolution:
     trials = {a: fit_all(a) for a in angles}
     rows = [Trial(e.index, a, f.last.rms, f.last.n) for a in angles
             for e, f in zip(inp.exposures, trials[a]) if f.last.n > 0]
-    optimum, optima = optimal_angle(rows, settings.smoothing)
+    optimum, optima = optimal_angle(rows, settings.smoothing, settings.angle_grid_step)
     if np.isnan(optimum):
         warnings.append("too few rotation trials with matched stars for an optimal rotation offset")
     elif optimum not in trials:
@@ -146,7 +159,7 @@ def solve(inp: ShotInput, settings: AstromSettings) -> ShotSolution:
     fibers = [fiber_coords(inp.fibermaps, inp.fplane, ra, dec, pa, dithers[e.index - 1], e.stamp,
                            f"exp{e.index:02d}") for e in inp.exposures]
     return ShotSolution(inp, settings, placed, trials, optimum, optima, angle, fits, used, (ra, dec, pa),
-                        (sra, sdec), reg, np.asarray(norm, float), fibers, warnings)
+                        (sra, sdec), reg, np.asarray(norm, float), fibers, warnings, norm_info)
 
 
 def printed(*values: float) -> tuple[float, ...]:
