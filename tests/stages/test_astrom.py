@@ -72,7 +72,7 @@ def test_acceptance_against_the_truth(solved):
     assert len(dith["ra"]) == 3 * 448 * len(SPREAD)
     err = fiber_errors(dith, {s: slot_entry(s) for s in SPREAD}, sc.ra0, sc.dec0, sc.pa)
     assert np.sqrt(np.mean(err ** 2)) < 0.1
-    ra, dec, pa = F.read_radec(ls.layout.path("radec_final", datevobs=ls.datevobs))
+    _ra, _dec, pa = F.read_radec(ls.layout.path("radec_final", datevobs=ls.datevobs))
     assert abs(pa - sc.pa) < 0.01
     norm = np.array(F.read_norm(ls.layout.path("astrom_norm", datevobs=ls.datevobs)))
     assert np.max(np.abs(norm / ls.shot.norm - 1)) < 0.005

@@ -90,7 +90,7 @@ def test_optimal_rotation_from_the_fiducial_trial_files():
         assert m
         if m.group(2) == "01.485":          # the optimum's own run, made after the trials
             continue
-        inc_ra, inc_dec, s_ra, s_dec, n = F.read_getoff2(p)
+        _inc_ra, _inc_dec, s_ra, s_dec, _n = F.read_getoff2(p)
         rows.append(Trial(int(m.group(1)), float(m.group(2)), float(np.hypot(s_ra, s_dec)),
                           F.count_lines(p.with_name(p.name.replace("getoff2", "getoff")))))
     angle, optima = optimal_angle(rows, smoothing=0.05)
@@ -200,7 +200,7 @@ def own_solution():
     settings = AstromSettings.from_config(None, profile="vdrp-test")
     exps = []
     for e in folder_exposures(REAL / "reductions"):
-        tables, psf, bad = find_exposure({s: fits.getdata(p) for s, p in e.files.items()}, settings.finder())
+        tables, _psf, bad = find_exposure({s: fits.getdata(p) for s, p in e.files.items()}, settings.finder())
         assert not bad
         exps.append(ExposureInput(e.index, e.stamp, tables))
     fplane = read_fplane(REAL / "config" / "fplane.txt")

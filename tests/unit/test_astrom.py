@@ -100,7 +100,7 @@ def test_combine_radec_undoes_the_dithers():
     for dx, dy in ((0, 0), (1.215, -0.7), (1.215, 0.7)):     # each exposure's centre moved by its dither
         r, d = tangent_to_radec(np.array([dx]), np.array([dy]), ra0, dec0, rotation_angle(pa))
         sols.append((float(r[0]), float(d[0]), pa))
-    ra, dec, p, sra, sdec = combine_radec(sols, [(0, 0), (1.215, -0.7), (1.215, 0.7)])
+    ra, dec, p, sra, _sdec = combine_radec(sols, [(0, 0), (1.215, -0.7), (1.215, 0.7)])
     assert (ra - ra0) * 3600 * np.cos(np.radians(dec0)) == pytest.approx(0, abs=1e-5)   # 2nd order
     assert (dec - dec0) * 3600 == pytest.approx(0, abs=1e-5) and p == pa and sra < 1e-5
 

@@ -32,7 +32,7 @@ def test_psf_is_normalised_and_its_gradient_matches_finite_differences():
     # integral of the unit-flux PSF (the far wings of beta = 2.5 carry ~0.02 % beyond 200 px)
     assert np.sum(psf.value(xx, yy)) * (h * 20) ** 2 == pytest.approx(1.0, abs=2e-3)
     dx, dy = np.array([0.7, -1.3]), np.array([0.2, 2.1])
-    p, gx, gy = psf.value_and_gradient(dx, dy)
+    _p, gx, gy = psf.value_and_gradient(dx, dy)
     assert gx == pytest.approx(-(psf.value(dx + 1e-6, dy) - psf.value(dx - 1e-6, dy)) / 2e-6, rel=1e-5)
     assert gy == pytest.approx(-(psf.value(dx, dy + 1e-6) - psf.value(dx, dy - 1e-6)) / 2e-6, rel=1e-5)
     # DAOPHOT's half width at half maximum along x
@@ -79,7 +79,7 @@ def test_fit_agrees_with_photutils_psfphotometry():
 def test_bad_images_are_reported_not_fatal():
     s = FinderSettings()
     good = _image([(20.0, 20.0, 500.0)], moffat_psf(4.0))
-    tables, psf, bad = find_exposure({1: good, 2: np.full((51, 51), np.nan), 3: np.zeros((51, 51))}, s)
+    tables, _psf, bad = find_exposure({1: good, 2: np.full((51, 51), np.nan), 3: np.zeros((51, 51))}, s)
     assert set(tables) == {1} and np.min(np.hypot(tables[1]["x"] - 21, tables[1]["y"] - 21)) < 0.1
     assert bad == {2: "no finite pixel (all NaN)", 3: "no noise (constant image)"}
     with pytest.raises(BadImage):

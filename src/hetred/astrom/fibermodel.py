@@ -38,7 +38,7 @@ class Recon:
     rmax: float = 6.0
 
     @classmethod
-    def from_header(cls, header) -> "Recon":
+    def from_header(cls, header) -> Recon:
         """hetred's CoFeS keywords, else the real files' CRPIX1/CRPIX2 (IFU x, y of pixel 1)."""
         d = cls()
         x0 = header.get("IFUX0", header.get("CRPIX1", d.x0))
@@ -153,9 +153,9 @@ def fit_star(model: StarModel, x: float, y: float, fwhm: float, beta: float, fre
 
     if model.data.size < 5:
         return float("nan"), x, y, float("inf")
-    flux, b, res = solve(x, y)
+    flux, _, res = solve(x, y)
     if free:
-        for _ in range(20):       # Gauss-Newton on (x, y, flux, constant) together
+        for _ in range(10):       # Gauss-Newton on (x, y, flux, constant) together
             u, gx, gy = model.unit_and_gradient(x, y, fwhm, beta)
             jac = np.column_stack([gx * flux, gy * flux, u, np.ones_like(u)])
             try:
@@ -164,8 +164,8 @@ def fit_star(model: StarModel, x: float, y: float, fwhm: float, beta: float, fre
                 break
             step = np.clip(step[:2], -0.5, 0.5)
             x, y = x + float(step[0]), y + float(step[1])
-            flux, b, res = solve(x, y)
-            if np.hypot(*step) < 1e-4:
+            flux, _, res = solve(x, y)
+            if np.hypot(*step) < 1e-3:
                 break
     return flux, x, y, float(np.sum(res * res))
 
@@ -174,7 +174,7 @@ def fit_seeing(models: list[tuple[StarModel, float, float]], beta: float,
                bounds: tuple[float, float] = (0.8, 4.0)) -> float:
     """The seeing FWHM (arcsec) of a set of stars: per star the FWHM of least squared residual
     (its flux and position fitted at every trial FWHM: the position that fits best depends on the
-    seeing, as the fibers sample the star; Brent's bounded method to 0.005"), then the biweight
+    seeing, as the fibers sample the star; Brent's bounded method to 0.01"), then the biweight
     location of the stars' values (a blended or odd star does not pull it)."""
     from scipy.optimize import minimize_scalar
 
@@ -184,11 +184,11 @@ def fit_seeing(models: list[tuple[StarModel, float, float]], beta: float,
     for m, x, y in models:
         p = [x, y]
 
-        def chi(fw: float) -> float:
+        def chi(fw: float, m: StarModel = m, p: list = p) -> float:
             _, p[0], p[1], c = fit_star(m, p[0], p[1], fw, beta)
             return c
 
-        res = minimize_scalar(chi, bounds=bounds, method="bounded", options={"xatol": 0.005})
+        res = minimize_scalar(chi, bounds=bounds, method="bounded", options={"xatol": 0.01})
         if bounds[0] + 0.01 < res.x < bounds[1] - 0.01:
             values.append(float(res.x))
     if not values:

@@ -16,8 +16,9 @@ Karl's scripts drop the header with ``grep -v dec``.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -48,6 +49,17 @@ class FiberTable:
         return len(self.ra)
 
 
+@lru_cache(maxsize=1024)
+def _names(specid: int, slot: int, ifuid: str, amp: str, n: int) -> tuple[str, ...]:
+    head = f"multi_{specid:03d}_{slot:03d}_{format_ifuid(ifuid)}_{amp}_"
+    return tuple(f"{head}{i:03d}.ixy" for i in range(1, n + 1))
+
+
+def multifits_names(specid: int, slot: int, ifuid: str, amp: str, n: int) -> list[str]:
+    """``multi_SSS_III_UUU_AA_FFF.ixy`` of fibers 1..n of an amp (vdrp comp_multifits)."""
+    return list(_names(int(specid), int(slot), str(ifuid), amp, int(n)))
+
+
 def fiber_coords(fibermaps: Mapping[int, Mapping[str, np.ndarray]], fplane: Mapping[int, FplaneEntry],
                  ra0: float, dec0: float, pa0: float, dither: tuple[float, float], timestamp: str,
                  exposure: str) -> FiberTable:
@@ -72,8 +84,7 @@ def fiber_coords(fibermaps: Mapping[int, Mapping[str, np.ndarray]], fplane: Mapp
             cols["ys"].append(xy[:, 1])
             xfp_l.append(xy[:, 0] + e.y_fp + dx)
             yfp_l.append(xy[:, 1] + e.x_fp + dy)
-            cols["mf"] += [f"multi_{e.specid:03d}_{slot:03d}_{format_ifuid(e.ifuid)}_{amp}_{i:03d}.ixy"
-                           for i in range(1, n + 1)]
+            cols["mf"] += multifits_names(e.specid, slot, e.ifuid, amp, n)
     if not xfp_l:
         z = np.zeros(0)
         return FiberTable(z, z, np.zeros(0, int), z, z, z, z, [], timestamp, exposure)

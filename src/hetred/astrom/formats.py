@@ -17,9 +17,9 @@ Every writer returns text; :func:`hetred.io.atomic.write_text_atomic` puts it on
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 

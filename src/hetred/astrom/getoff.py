@@ -19,8 +19,8 @@ order of the .als files), which changes only the line order of getoff.out and tm
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
 

@@ -78,11 +78,11 @@ def _group(found: list[tuple[int | None, str, int, Path]], root: Path) -> list[E
     if all(f[0] is not None for f in found):
         keys = sorted({f[0] for f in found})                       # type: ignore[type-var]
         index = {k: int(k) for k in keys}                          # type: ignore[arg-type]
-        key_of = lambda f: f[0]                                    # noqa: E731
+        key_of = lambda f: f[0]
     else:
         keys = sorted({f[1][:15] for f in found})
         index = {k: i + 1 for i, k in enumerate(keys)}
-        key_of = lambda f: f[1][:15]                               # noqa: E731
+        key_of = lambda f: f[1][:15]
     out: dict[object, ExposureFiles] = {}
     for f in found:
         k = key_of(f)
@@ -98,7 +98,7 @@ def nominal_fplane(ifuslots) -> dict[int, FplaneEntry]:
     """Slots at their nominal focal-plane positions (X_FP = (xid - 5.5) x 100", Y_FP = (4.5 - yid) x
     100" for slot = 10 xid + yid; hetdex_formats.md §2.4), SPECID 0 and IFUID '000' unknown."""
     out = {}
-    for s in sorted(set(int(x) for x in ifuslots)):
+    for s in sorted({int(x) for x in ifuslots}):
         xid, yid = s // 10, s % 10
         out[s] = FplaneEntry(s, (xid - 5.5) * 100.0, (4.5 - yid) * 100.0, 0, 0, "000")
     return out
@@ -106,10 +106,13 @@ def nominal_fplane(ifuslots) -> dict[int, FplaneEntry]:
 
 def layout_fibermaps(slots, fplane: dict[int, FplaneEntry]) -> dict[int, dict[str, np.ndarray]]:
     """Fiber positions from the IFU layout for ``slots`` (IFUID from the fplane: its fiber swaps)."""
+    from hetred.virus.ifu import ifu_positions
+
+    pos = ifu_positions()
     out = {}
     for s in sorted(slots):
         ifuid = fplane[s].ifuid if s in fplane else None
-        out[s] = {a: amp_positions(a, ifuid) for a in AMPS}
+        out[s] = {a: amp_positions(a, ifuid, pos) for a in AMPS}
     return out
 
 
@@ -182,9 +185,9 @@ def night_fplane(layout, night: str, slots, given: str | Path | None = None
         p = layout.path(key, night=night)
         if p.is_file():
             return load_fplane(p), str(p), []
-    return nominal_fplane(slots), "nominal", [
-        f"no fplane for {night} ({layout.path('fplane', night=night)}, "
-        f"{layout.path('fplane_archive', night=night)}): nominal slot positions used, SPECID/IFUID unknown"]
+    why = (f"no fplane for {night} ({layout.path('fplane', night=night)}, "
+           f"{layout.path('fplane_archive', night=night)}): nominal slot positions used, SPECID/IFUID unknown")
+    return nominal_fplane(slots), "nominal", [why]
 
 
 def ifupos_fibermaps(multis: dict[tuple[int, str], Path]) -> dict[int, dict[str, np.ndarray]]:

@@ -16,7 +16,7 @@ from hetred.astrom.fibermodel import Recon, StarModel, fit_seeing, fit_star
 from hetred.astrom.register import FrameStars, Registration
 
 WINDOW = 6.0          #: arcsec around a star fitted
-SEEING_STARS = 40     #: the brightest stars that set an exposure's seeing
+SEEING_STARS = 25     #: the brightest stars that set an exposure's seeing
 
 
 def _seeing_stars(inp, e, fr: FrameStars, settings) -> list[tuple[StarModel, float, float]]:

@@ -25,8 +25,8 @@ hetred's registration (:func:`register`) is its own DAOMASTER-like matcher, not 
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 

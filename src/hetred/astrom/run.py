@@ -12,16 +12,26 @@ or an IFU missing from the fplane is left out with a warning (in the done marker
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from hetred.astrom import formats as F
-from hetred.astrom.inputs import (DEFAULT_PIXEL_OFFSET, ExposureFiles, als_exposures, folder_exposures,
-                                  ifupos_fibermaps, layout_fibermaps, load_fplane, night_fplane,
-                                  pixel_offset_of, read_pointing)
+from hetred.astrom.inputs import (
+    DEFAULT_PIXEL_OFFSET,
+    ExposureFiles,
+    als_exposures,
+    folder_exposures,
+    ifupos_fibermaps,
+    layout_fibermaps,
+    load_fplane,
+    night_fplane,
+    pixel_offset_of,
+    read_pointing,
+)
 from hetred.astrom.settings import STAGE, AstromSettings
 from hetred.astrom.solve import ExposureInput, ShotInput, ShotSolution, products, solve
 from hetred.errors import HetredError
@@ -81,9 +91,8 @@ def measure(exposures: list[ExposureFiles], settings: AstromSettings, warnings: 
     """Star tables of every image; returns (exposures, counts, the images' pixel offset)."""
     from astropy.io import fits
 
-    from hetred.astrom.stars import find_exposure
-
     from hetred.astrom.fibermodel import Recon
+    from hetred.astrom.stars import find_exposure
 
     finder = settings.finder()
     out, psfs, offsets = [], [], set()
@@ -230,7 +239,7 @@ def run_astrom(layout: Layout, unit: AstromUnit, settings: AstromSettings | None
     t4 = time.perf_counter()
     counts.update(sol.counts())
     counts["timings"] = {"inputs": round(t1 - t0, 3), "stars": round(t2 - t1, 3), "solve": round(t3 - t2, 3),
-                         "write": round(t4 - t3, 3)}
+                         "write": round(t4 - t3, 3), "solve_steps": sol.timings}
     inputs = sorted({str(p) for e in exposures for p in e.files.values()})
     return UnitOutcome(outputs=outputs, inputs=inputs, counts=counts)
 

@@ -8,8 +8,9 @@ starts from the profile; other keys of the table override it.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from typing import Any, Mapping
+from typing import Any
 
 from hetred.config import parse_stage_table
 from hetred.errors import HetredError
@@ -38,6 +39,10 @@ class AstromSettings:
     #: step (deg) of the grid the splines' minima are searched on (vdrp: 0.01, which quantises
     #: each exposure's optimum to 0.01 deg)
     angle_grid_step: float = 0.01
+    #: hetred's second step: trials at vdrp's optimum plus these offsets (deg) and the vertex of a
+    #: parabola through their rms² per exposure (rotation.refine_angle: the smoothing spline of rms
+    #: is biased by ~0.008 deg when many IFUs make rms V-shaped); empty: vdrp's optimum
+    angoff_refine: tuple[float, ...] = (-0.02, -0.01, 0.0, 0.01, 0.02)
     #: true: the final solution uses the optimal rotation (vdrp since 2019); false: the nominal one
     #: (the real 20180611v017 expected outputs)
     apply_optimal_angle: bool = True
@@ -90,7 +95,7 @@ class AstromSettings:
         return tuple((d[2 * k], d[2 * k + 1]) for k in range(len(d) // 2))
 
     @classmethod
-    def from_config(cls, values: Mapping[str, Any] | None, profile: str | None = None) -> "AstromSettings":
+    def from_config(cls, values: Mapping[str, Any] | None, profile: str | None = None) -> AstromSettings:
         """Settings from a ``[stages.astrom]`` table (and a profile name, which wins over the
         table's ``profile`` key); unknown keys, profiles and bad values are one-line errors."""
         table = dict(values or {})
@@ -149,6 +154,6 @@ PROFILES: dict[str, dict[str, Any]] = {
         "radii": (11.0, 5.0, 3.0), "angoff": 1.45, "angoff_trials": (1.425, 1.45, 1.475, 1.5, 1.525),
         "apply_optimal_angle": False, "dithers": (0.0, 0.0, 1.27, -0.73, 1.27, 0.73),
         "mktot_magmax": 21.0, "fluxnorm_mag_max": 19.0, "pixel_offset": (-26.2, -26.7), "norm_method": "psf",
-        "angle_grid_step": 0.01,
+        "angle_grid_step": 0.01, "angoff_refine": (),
     },
 }

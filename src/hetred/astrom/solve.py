@@ -21,7 +21,7 @@ from hetred.astrom import formats as F
 from hetred.astrom.fibers import FiberTable, fiber_coords, format_dith, format_fixed_width
 from hetred.astrom.getoff import ExposureFit, Placed, fit_exposure, ifu_xy, place
 from hetred.astrom.register import Registration, all_raw_table, flux_norm, frame_stars, register
-from hetred.astrom.rotation import ExposureOptimum, Trial, combine_radec, optimal_angle
+from hetred.astrom.rotation import ExposureOptimum, Trial, combine_radec, optimal_angle, refine_angle
 from hetred.astrom.settings import AstromSettings
 from hetred.errors import HetredError
 from hetred.virus.fplane import FplaneEntry, format_fplane
@@ -77,6 +77,7 @@ class ShotSolution:
     fibers: list[FiberTable]
     warnings: list[str]
     norm_info: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)     #: s per step of :func:`solve`
 
     def counts(self) -> dict[str, Any]:
         """Numbers for the done marker and the CLI summary."""
@@ -95,6 +96,16 @@ class ShotSolution:
 def solve(inp: ShotInput, settings: AstromSettings) -> ShotSolution:
     """The astrometry of one shot (module docstring). Raises :class:`HetredError` with one line
     when the shot cannot be solved (no star detected, no detection near a catalogue star)."""
+    import time
+
+    clock = [time.perf_counter()]
+    timings: dict[str, float] = {}
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        timings[name] = round(now - clock[0], 4)
+        clock[0] = now
+
     warnings = list(inp.warnings)
     dithers = settings.dither_pairs
     if len(inp.exposures) > len(dithers):
@@ -108,7 +119,8 @@ def solve(inp: ShotInput, settings: AstromSettings) -> ShotSolution:
     frames = [frame_stars(e.tables, inp.fplane, settings.mktot_magmin, settings.mktot_magmax)
               for e in inp.exposures]
     reg = register(frames, dithers[:len(frames)])
-    ids, x, y, mags, errs = all_raw_table(reg)
+    mags = all_raw_table(reg)[3]
+    lap("register")
     norm, norm_info = None, {"method": "psf"}
     if len(frames) > 1 and settings.norm_method == "fiber":
         if all(e.images for e in inp.exposures) and inp.fibermaps:
@@ -124,6 +136,7 @@ def solve(inp: ShotInput, settings: AstromSettings) -> ShotSolution:
         warnings.append(f"no star brighter than {settings.fluxnorm_mag_max:g} mag in every exposure: "
                         "norm.dat set to 1")
         norm = np.ones(len(frames))
+    lap("norm")
     # offsets at every trial rotation offset, the nominal one last (compute_offset)
     ra_h, dec0, pa0 = inp.radec_orig
     ra0 = ra_h * 15.0
@@ -137,10 +150,21 @@ def solve(inp: ShotInput, settings: AstromSettings) -> ShotSolution:
     rows = [Trial(e.index, a, f.last.rms, f.last.n) for a in angles
             for e, f in zip(inp.exposures, trials[a]) if f.last.n > 0]
     optimum, optima = optimal_angle(rows, settings.smoothing, settings.angle_grid_step)
+    if not np.isnan(optimum) and settings.angoff_refine:
+        fine = [round(optimum + off, 6) for off in settings.angoff_refine]
+        for a in fine:
+            if a not in trials:
+                trials[a] = fit_all(a)
+                rows += [Trial(e.index, a, f.last.rms, f.last.n) for e, f in zip(inp.exposures, trials[a])
+                         if f.last.n > 0]
+        refined, fine_optima = refine_angle(rows, fine)
+        if not np.isnan(refined):
+            optimum, optima = refined, fine_optima
     if np.isnan(optimum):
         warnings.append("too few rotation trials with matched stars for an optimal rotation offset")
     elif optimum not in trials:
         trials[optimum] = fit_all(optimum)
+    lap("offsets_and_rotation")
     angle = optimum if settings.apply_optimal_angle and not np.isnan(optimum) else settings.angoff
     fits = trials[angle]
     used = [f.last.n > 0 for f in fits]
@@ -158,8 +182,9 @@ def solve(inp: ShotInput, settings: AstromSettings) -> ShotSolution:
     ra, dec, pa = printed(ra, dec, pa)
     fibers = [fiber_coords(inp.fibermaps, inp.fplane, ra, dec, pa, dithers[e.index - 1], e.stamp,
                            f"exp{e.index:02d}") for e in inp.exposures]
+    lap("combine_and_fibers")
     return ShotSolution(inp, settings, placed, trials, optimum, optima, angle, fits, used, (ra, dec, pa),
-                        (sra, sdec), reg, np.asarray(norm, float), fibers, warnings, norm_info)
+                        (sra, sdec), reg, np.asarray(norm, float), fibers, warnings, norm_info, timings)
 
 
 def printed(*values: float) -> tuple[float, ...]:

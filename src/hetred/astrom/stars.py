@@ -242,18 +242,18 @@ def fit_psf(data: np.ndarray, noise: float, x0: np.ndarray, y0: np.ndarray, psf:
         active &= ~bad
     ok = active & (flux > 0) & np.isfinite(flux_err)
     # per-star residual statistics within its own radius, all fitted stars subtracted
-    model = np.zeros((ny, nx))
-    for k in np.nonzero(ok)[0]:
-        model += flux[k] * psf.value(xx - x[k], yy - y[k])
-    res_img = np.where(finite, data - model, 0.0)
     qfit, chi2 = np.full(n, np.inf), np.full(n, np.inf)
-    for k in range(n):
-        if not np.isfinite(x[k]) or not np.isfinite(y[k]):
-            continue
-        w = finite & ((xx - x[k]) ** 2 + (yy - y[k]) ** 2 <= r2)
-        chi2[k] = float(np.sum(res_img[w] ** 2) / (noise * noise))
-        if flux[k] != 0:
-            qfit[k] = float(np.sum(np.abs(res_img[w])) / abs(flux[k]))
+    fin = np.nonzero(np.isfinite(x) & np.isfinite(y))[0]
+    if fin.size:
+        gk = np.nonzero(ok)[0]
+        model = (np.einsum("k,kyx->yx", flux[gk], psf.value(xx[None] - x[gk, None, None], yy[None] - y[gk, None, None]))
+                 if gk.size else np.zeros((ny, nx)))
+        res_img = np.where(finite, data - model, 0.0)
+        w = finite[None] & ((xx[None] - x[fin, None, None]) ** 2 + (yy[None] - y[fin, None, None]) ** 2 <= r2)
+        chi2[fin] = np.sum(w * res_img[None] ** 2, axis=(1, 2)) / (noise * noise)
+        aflux = np.abs(flux[fin])
+        qfit[fin] = np.where(aflux > 0, np.sum(w * np.abs(res_img[None]), axis=(1, 2)) / np.where(aflux > 0, aflux, 1.0),
+                             np.inf)
     return PsfFit(x, y, flux, flux_err, qfit, niter, ok, chi2)
 
 
@@ -268,23 +268,72 @@ def model_image(shape: tuple[int, int], fit: PsfFit, psf: Psf) -> np.ndarray:
     return out
 
 
-def find_stars(image: np.ndarray, s: FinderSettings, psf: Psf | None = None) -> np.ndarray:
+GAP = 12      #: px of blank between the images of a detection mosaic (> the finder's footprint)
+
+
+def detect_many(images: dict, s: FinderSettings) -> dict:
+    """:func:`detect` of many images in one call of the finder: each image, sky-subtracted and
+    divided by its noise, in a row of a mosaic with :data:`GAP` blank pixels between them, the
+    threshold ``find_sigma`` (the finder's result does not depend on the neighbours farther than
+    its footprint; sharpness and roundness do not depend on the scale). Returns {key: (x, y,
+    sharpness) arrays in the image's 0-based pixels} for the usable images; a
+    :class:`BadImage` is returned in place of the arrays for the others."""
+    from photutils.detection import DAOStarFinder
+
+    out: dict = {}
+    parts, keys, offsets = [], [], []
+    x = 0
+    for key, image in images.items():
+        img = np.asarray(image, dtype=np.float64)
+        try:
+            sky, noise = sky_level(img)
+        except BadImage as err:
+            out[key] = err
+            continue
+        parts.append((img - sky) / noise)
+        keys.append(key)
+        offsets.append(x)
+        x += img.shape[1] + GAP
+    if not parts:
+        return out
+    ny = max(p.shape[0] for p in parts)
+    mosaic = np.full((ny, x - GAP), np.nan)
+    for p, x0 in zip(parts, offsets):
+        mosaic[:p.shape[0], x0:x0 + p.shape[1]] = p
+    finder = DAOStarFinder(threshold=s.find_sigma, fwhm=s.find_fwhm, exclude_border=False,
+                           min_separation=s.min_separation, sharpness_range=(0.2, 1.0), roundness_range=(-1.0, 1.0))
+    mask = ~np.isfinite(mosaic)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        found = finder(np.where(mask, 0.0, mosaic), mask=mask)
+    xs = np.asarray(found["x_centroid"], float) if found is not None else np.zeros(0)
+    ys = np.asarray(found["y_centroid"], float) if found is not None else np.zeros(0)
+    sh = np.asarray(found["sharpness"], float) if found is not None else np.zeros(0)
+    for key, x0, p in zip(keys, offsets, parts):
+        sel = (xs > x0 - 1) & (xs < x0 + p.shape[1])
+        out[key] = (xs[sel] - x0, ys[sel], sh[sel])
+    return out
+
+
+def find_stars(image: np.ndarray, s: FinderSettings, psf: Psf | None = None, found=None) -> np.ndarray:
     """The ``.als``-equivalent table of one CoFeS image (module docstring).
 
-    image: (ny, nx) float, numpy ``image[y, x]``; psf: the PSF (default :meth:`FinderSettings.psf`).
+    image: (ny, nx) float, numpy ``image[y, x]``; psf: the PSF (default :meth:`FinderSettings.psf`);
+    found: the detections (x, y, sharpness) of :func:`detect_many`, else detected here.
     Raises :class:`BadImage` for an image without finite pixels or noise.
     """
     img = np.asarray(image, dtype=np.float64)
     sky, noise = sky_level(img)
-    found = detect(img, sky, noise, s)
-    if found is None or len(found) == 0:
+    if found is None:
+        t = detect(img, sky, noise, s)
+        found = ((np.asarray(t["x_centroid"], float), np.asarray(t["y_centroid"], float),
+                  np.asarray(t["sharpness"], float)) if t is not None else (np.zeros(0),) * 3)
+    x0, y0, sharp0 = (np.asarray(v, float) for v in found)
+    if len(x0) == 0:
         return np.zeros(0, dtype=ALS_DTYPE)
     psf = psf or s.psf()
     if psf is None:
         raise ValueError("find_stars needs a PSF (psf_fwhm empty: fit one with fit_psf_fwhm)")
-    x0 = np.asarray(found["x_centroid"], float)
-    y0 = np.asarray(found["y_centroid"], float)
-    sharp0 = np.asarray(found["sharpness"], float)
     bkg = background(img - sky, x0, y0, s.sky_clear)
     data = img - sky - bkg
     fit = fit_psf(data, noise, x0, y0, psf, s.fit_radius)
@@ -367,13 +416,13 @@ def find_exposure(images: dict, s: FinderSettings) -> tuple[dict, Psf | None, di
     if psf is None:
         psf = fit_psf_fwhm(images, s)
     tables = {}
+    found = detect_many(images, s)
     for key, image in images.items():
-        try:
-            if psf is None:          # no star bright enough to fit a PSF: nothing to measure
-                sky_level(image)
-                tables[key] = np.zeros(0, dtype=ALS_DTYPE)
-            else:
-                tables[key] = find_stars(image, s, psf)
-        except BadImage as err:
-            bad[key] = str(err)
+        f = found.get(key)
+        if isinstance(f, BadImage):
+            bad[key] = str(f)
+        elif psf is None:            # no star bright enough to fit a PSF: nothing to measure
+            tables[key] = np.zeros(0, dtype=ALS_DTYPE)
+        else:
+            tables[key] = find_stars(image, s, psf, found=f)
     return tables, psf, bad

@@ -39,7 +39,7 @@ def _settings():
     return AstromSettings.from_config({"dithers": [v for d in DITHERS for v in d]})
 
 
-def stage_astrom(res: "DemoResult") -> list[str]:
+def stage_astrom(res: DemoResult) -> list[str]:
     """Both shots (module docstring); the wide shot's truth pointing goes to its own folder."""
     from hetred.astrom.run import STAGE, AstromUnit, run_astrom, run_folder
     from hetred.jobs.units import run_unit
@@ -53,7 +53,7 @@ def stage_astrom(res: "DemoResult") -> list[str]:
     for dvo in res.summary.shots:
         night, obs = parse_datevobs(dvo)
         unit = AstromUnit(night, obs)
-        r = run_unit(res.layout, STAGE, unit.unit, lambda: run_astrom(res.layout, unit, settings), overwrite=True)
+        r = run_unit(res.layout, STAGE, unit.unit, lambda u=unit: run_astrom(res.layout, u, settings), overwrite=True)
         if r.status == "failed":
             raise HetredError(f"astrom {dvo}: {r.message}")
         assert r.outcome is not None
@@ -103,7 +103,7 @@ def _rows(label: str, dith: dict, fplane: dict, final: tuple[float, float, float
                   f"<= {tol_norm:g} %", dn <= tol_norm, "%")]
 
 
-def check_astrom(res: "DemoResult") -> list[Check]:
+def check_astrom(res: DemoResult) -> list[Check]:
     """Fiber positions, PA and norm.dat of both shots against the truth."""
     from hetred.astrom import formats as F
     from hetred.astrom.fibers import read_dith
