@@ -37,12 +37,11 @@ Needs the CoFeS images and multi files of hetred sci, the night's fplane
 else the nominal slot grid with a warning) and the shot's star catalogue in
 shuffle's shout.ifustars format (raw tree catalogs/DATEvOBS.ifustars). Settings:
 [stages.astrom] (profile, radii, angoff, angoff_trials, smoothing,
-apply_optimal_angle, dithers, mktot_magmin, mktot_magmax, fluxnorm_mag_max,
-pixel_offset, find_sigma, find_fwhm, find_separation, psf_beta, psf_fwhm,
-psf_xy, fit_radius, sky_clear, edge, mag_zero_point, qa); Karl's production
+angle_grid_step, angoff_refine, apply_optimal_angle, dithers, mktot_magmin,
+mktot_magmax, fluxnorm_mag_max, norm_method, norm_beta, pixel_offset,
+find_sigma, find_fwhm, find_separation, psf_beta, psf_fwhm, psf_xy,
+fit_radius, sky_clear, edge, mag_zero_point, qa); Karl's production
 values are the defaults, --profile vdrp-test those of vdrp's test of 20180611v017.
-\b
-Code: src/hetred/astrom/ (run.py units, solve.py, getoff.py, stars.py)
 """
 
 
