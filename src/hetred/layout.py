@@ -40,6 +40,7 @@ FIELD_PATTERNS: dict[str, str] = {
     "stage": r"[a-z0-9_-]+",
     "unit": r"[^/]+",
     "name": r"[^/]+",
+    "angle": r"\d{2}\.\d{3}",
 }
 
 
@@ -68,8 +69,11 @@ TABLE: tuple[Entry, ...] = (
     Entry("raw_untarred", "raw", "{night}/virus/" + _RAW_MEMBER, "the same frame, untarred"),
     Entry("tarlist_line", "member", "{night}/virus/" + _RAW_MEMBER,
           "one line of a tarlist (Karl's dbase/rstep1 format)"),
-    Entry("star_catalog", "raw", "catalogs/{datevobs}_stars.txt",
-          "field stars with SDSS ugriz (what a catalogue query returns for the shot)"),
+    Entry("star_catalog", "raw", "catalogs/{datevobs}.ifustars",
+          "stars in the shot's IFUs, shuffle's shout.ifustars format (SHOTID ID RA DEC u g r i z)"),
+    Entry("fplane_archive", "raw", "fplane/fplane_{night}.txt",
+          "the night's focal plane as the fplane server gives it (IFUSLOT X_FP Y_FP SPECID SPECSLOT "
+          "IFUID IFUROT PLATESC)"),
     # --- step 1-2: lists --------------------------------------------------------------------
     Entry("tarlist", "red", "tarlists/{month}tarlist", "every raw amp file of a month, repeats removed"),
     Entry("tarlist_repeats", "red", "tarlists/{month}repeats", "repeated files dropped from the tarlist"),
@@ -112,9 +116,32 @@ TABLE: tuple[Entry, ...] = (
     Entry("sci_fplane_png", "red", _RED_SCI + "/d{night}s{obs3}exp{exp:02d}1de.png",
           "all IFUs' reconstructed images on the focal plane (Karl's 1de.png)"),
     # --- steps 8-13: astrometry, throughput -------------------------------------------------
-    Entry("astrom_dir", "red", "astrometry/{datevobs}", "astrometry work folder of a shot"),
-    Entry("radec_final", "red", "astrometry/{datevobs}/radec2_final.dat", "fitted shot centre"),
+    Entry("astrom_dir", "red", "astrometry/{datevobs}", "astrometry folder of a shot (vdrp's DATEvOBS folder)"),
+    Entry("astrom_radec_orig", "red", "astrometry/{datevobs}/radec.orig", "header pointing: TRAJRA (h), TRAJDEC, PARANGLE"),
+    Entry("astrom_fplane", "red", "astrometry/{datevobs}/fplane.txt", "the focal plane the astrometry used"),
+    Entry("astrom_catalog", "red", "astrometry/{datevobs}/shout.ifustars", "the star catalogue the astrometry used"),
+    Entry("astrom_als", "red", "astrometry/{datevobs}/{stamp}_{ifuslot:03d}.als",
+          "stars found on one CoFeS image (DAOPHOT ALLSTAR format, 1-based pixels)"),
+    Entry("astrom_tot", "red", "astrometry/{datevobs}/{stamp}tot.als", "an exposure's registration stars on the focal plane"),
+    Entry("astrom_mch", "red", "astrometry/{datevobs}/all.mch", "exposure registration: shifts, magnitude offsets"),
+    Entry("astrom_raw", "red", "astrometry/{datevobs}/all.raw", "stars matched between the exposures, magnitude per exposure"),
+    Entry("astrom_norm", "red", "astrometry/{datevobs}/norm.dat", "relative flux of exposures 1..3"),
+    Entry("astrom_radec_exp", "red", "astrometry/{datevobs}/radec_exp{exp:02d}.dat", "an exposure's start pointing: ra dec pa"),
+    Entry("astrom_radec2_exp", "red", "astrometry/{datevobs}/radec2_exp{exp:02d}.dat", "an exposure's fitted pointing: ra dec pa"),
+    Entry("radec_final", "red", "astrometry/{datevobs}/radec2_final.dat", "fitted shot centre: ra dec pa"),
+    Entry("astrom_getoff", "red", "astrometry/{datevobs}/getoff_exp{exp:02d}.out", "detection-catalogue pairs of the last radius"),
+    Entry("astrom_getoff2", "red", "astrometry/{datevobs}/getoff2_exp{exp:02d}.out", "last offset increments, rms, pairs"),
+    Entry("astrom_tmp", "red", "astrometry/{datevobs}/tmp_exp{exp:02d}.csv", "detections with RA/Dec and focal-plane position"),
+    Entry("astrom_xy", "red", "astrometry/{datevobs}/xy_exp{exp:02d}.dat", "matched pairs in IFU x, y"),
+    Entry("astrom_trial_getoff", "red", "astrometry/{datevobs}/add_radec_angoff_trial/getoff_exp{exp:02d}_{angle}Deg.out", "pairs at a trial rotation"),
+    Entry("astrom_trial_getoff2", "red", "astrometry/{datevobs}/add_radec_angoff_trial/getoff2_exp{exp:02d}_{angle}Deg.out", "fit at a trial rotation"),
+    Entry("astrom_trial_radec", "red", "astrometry/{datevobs}/add_radec_angoff_trial/radec_exp{exp:02d}_{angle}Deg.dat", "start pointing at a trial rotation"),
+    Entry("astrom_trial_radec2", "red", "astrometry/{datevobs}/add_radec_angoff_trial/radec2_exp{exp:02d}_{angle}Deg.dat", "fitted pointing at a trial rotation"),
+    Entry("astrom_dith", "red", "astrometry/{datevobs}/dith_exp{exp:02d}.all", "fiber RA/Dec of one exposure"),
     Entry("dithall", "red", "astrometry/{datevobs}/dithall.use", "fiber RA/Dec of every exposure"),
+    Entry("astrom_match_png", "red", "astrometry/{datevobs}/match_exp{exp:02d}.png",
+          "QA: detected and catalogue stars on the focal plane, offsets"),
+    Entry("astrom_angoff_png", "red", "astrometry/{datevobs}/ang_off.png", "QA: pair rms against the trial rotation"),
     Entry("throughput", "red", "throughput/{datevobs}/{datevobs}sedtp_f.dat", "response curve of a shot"),
     # --- steps 14-16, 20: detections, calibrated fibers, full-field sky ---------------------
     Entry("detect_dir", "red", "detect/{month}/{datevobs}", "detection outputs (.mc .list .spec)"),
@@ -260,6 +287,18 @@ def _fmt_one(m: re.Match[str], values: dict[str, Any]) -> str:
     if name in values:
         return ("{" + m.group(0)[1:-1].replace(name, "0", 1) + "}").format(values[name])
     return "*"
+
+
+def path_under(base: str | Path, key: str, within: str, **values: Any) -> Path:
+    """The path of ``key`` with the folder of key ``within`` replaced by ``base``: a stage run
+    outside the tree (``hetred astrom --out DIR``) keeps the file names of the table.
+
+    ``key``'s template must lie inside ``within``'s (e.g. ``radec_final`` in ``astrom_dir``).
+    """
+    rel, prefix = format_relative(key, **values), format_relative(within, **values)
+    if not rel.startswith(prefix + "/"):
+        raise LayoutError(f"layout key {key!r} does not lie inside {within!r}")
+    return Path(base) / rel[len(prefix) + 1:]
 
 
 def render_markdown() -> str:

@@ -26,7 +26,8 @@ def test_raw_root_holds_only_the_archive(sim_night):
     assert raw not in truth.parents and truth not in raw.parents
     files = sorted(p.relative_to(raw).as_posix() for p in raw.rglob("*") if p.is_file())
     assert files and all(f.endswith(".tar") and f.startswith(f"{sim_night.night}/virus/virus") or
-                         f.startswith("catalogs/") and f.endswith("_stars.txt") for f in files), files
+                         f.startswith("catalogs/") and f.endswith(".ifustars") or
+                         f == f"fplane/fplane_{sim_night.night}.txt" for f in files), files
     assert not any("truth" in f or f.endswith((".json", ".fits")) for f in files)
     assert (truth / "fplane.txt").is_file() and (truth / sim_night.night / "night.json").is_file()
 

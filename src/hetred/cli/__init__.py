@@ -17,7 +17,7 @@ from hetred.config import load_config
 from hetred.errors import HetredError
 
 #: subcommand modules, in the order of the process; each defines ``command``
-SUBCOMMANDS = ("tarlist", "bias", "bgmodel", "twical", "flat", "sci", "slurm_gen", "run", "simulate", "demo")
+SUBCOMMANDS = ("tarlist", "bias", "bgmodel", "twical", "flat", "sci", "astrom", "slurm_gen", "run", "simulate", "demo")
 
 EXAMPLES = """
 \b
@@ -44,6 +44,8 @@ CODE = {
                "src/hetred/fibers/ (trace, profile, extraction)", "docs/stages/twical.md"),
     "sci": ("src/hetred/sci/ (run.py: the unit; reduce.py, sky.py, multi.py); src/hetred/ccd/reduce.py",
             "docs/stages/sci.md"),
+    "astrom": ("src/hetred/astrom/ (run.py: the unit; solve.py, stars.py, getoff.py, rotation.py, fibers.py)",
+               "docs/stages/astrom.md"),
     "slurm-gen": ("src/hetred/jobs/ (registry.py: stages and order; slurm.py)", "docs/operations.md"),
     "run": ("src/hetred/jobs/ (registry.py, runner.py)", "docs/operations.md"),
     "simulate": ("src/hetred/sim/", "docs/simulator.md"),

@@ -199,6 +199,7 @@ STAGES: list[tuple[str, Callable[["DemoResult"], list[str]]]] = [
     ("flat", _calib("stage_flat")),
     ("twical", _calib("stage_twical")),
     ("sci", _calib("stage_sci", "checks_sci")),
+    ("astrom", _calib("stage_astrom", "checks_astrom")),
 ]
 CHECKS: dict[str, Callable[["DemoResult"], list[Check]]] = {
     "simulate": check_simulate,
@@ -208,6 +209,7 @@ CHECKS: dict[str, Callable[["DemoResult"], list[Check]]] = {
     "flat": _calib("check_flat"),
     "twical": _calib("check_twical"),
     "sci": _calib("check_sci", "checks_sci"),
+    "astrom": _calib("check_astrom", "checks_astrom"),
 }
 
 

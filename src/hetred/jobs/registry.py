@@ -215,6 +215,20 @@ def _sci(scope: Scope) -> list[Unit]:
     return out
 
 
+def _astrom(scope: Scope) -> list[Unit]:
+    """Astrometry units, one per science shot of the month's tarlist (or of the scope's entries
+    when the tarlist is not written yet)."""
+    from hetred.astrom.run import STAGE
+
+    shots = sorted({(e.night, e.obs) for e in scope.entries if e.kind == "sci"})
+    out = []
+    for night, obs in shots:
+        datevobs = f"{night}v{obs:03d}"
+        if scope.in_scope_shot(datevobs):
+            out.append(Unit(STAGE, datevobs, ("astrom", "--shot", datevobs)))
+    return out
+
+
 def _attr(obj: Any, *names: str) -> Any:
     for n in names:
         if isinstance(obj, dict) and n in obj:
@@ -254,6 +268,10 @@ def _optional_stages() -> tuple[StageSpec, ...]:
         missing = "" if importlib.util.find_spec("hetred.cli.sci") else "the hetred sci command is not installed yet"
         out.append(StageSpec(getattr(mod, "STAGE", "sci"), "sci", _sci, 120.0, missing=missing,
                              description="one shot, exposure and IFU: multi files, rectified spectra"))
+    if importlib.util.find_spec("hetred.astrom.run") is not None:
+        missing = "" if importlib.util.find_spec("hetred.cli.astrom") else "the hetred astrom command is not installed yet"
+        out.append(StageSpec("astrom", "astrom", _astrom, 300.0, missing=missing,
+                             description="one shot: stars, offsets, rotation, norm.dat, fiber RA/Dec"))
     return tuple(out)
 
 

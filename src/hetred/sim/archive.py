@@ -144,6 +144,15 @@ def plan_archive(nights: str | list[str] | None = None, ifuslots: list[int] | No
     return ArchivePlan(plans, slots, counts, int(seed), scale, Path(solar) if solar else None, family)
 
 
+def archive_fplane(slots: list[FplaneEntry]) -> list[FplaneEntry]:
+    """The night's fplane as the fplane server gives it (HETDEX/vdrp utest/testdata/config/fplane.txt):
+    the centre placeholder 000 (SPECID 900) and the IFUs, 8 columns (no CONTID)."""
+    from dataclasses import replace
+
+    centre = FplaneEntry(0, 0.0, 0.0, 900, 900, "900", 0.0, 1.0)
+    return [centre] + [replace(e, contid=None) for e in slots if e.ifuslot != 0]
+
+
 def check_roots(layout: Layout) -> None:
     """Refuse a truth root that is the raw root or lies inside it."""
     if layout.truth is None:
@@ -177,6 +186,8 @@ def simulate_archive(layout: Layout, nights: str | list[str] | None = None,
     summary = SimSummary(Path(layout.raw), Path(layout.truth), [n.night for n in plan.nights],
                          [s.ifuslot for s in plan.slots], plan.seed, plan.scale)
     write_fplane(layout.path("truth_fplane"), plan.slots)
+    for n in plan.nights:            # what the fplane server gives for the night: the real 8 columns
+        write_fplane(layout.path("fplane_archive", night=n.night), archive_fplane(plan.slots))
     solar_arr = None
     if plan.solar is not None:
         from hetred.sim import spectra

@@ -74,6 +74,7 @@ class ShotScene:
     lines: np.ndarray
     beta: float = MOFFAT_BETA
     adr_angle: float = 0.0     #: deg, ADR direction in the IFU (x, y) frame
+    angoff: float = 0.0        #: deg, pa - header_pa: the rotation the astrometry fits (vdrp angoff)
     sed_wave: np.ndarray = field(default_factory=lambda: SED_WAVE.copy())
     sed_flam: np.ndarray | None = None
 
@@ -169,16 +170,20 @@ BRIGHT_FLUX = 1.5e-14        #: erg/s/cm^2 (~2-4e4 electrons in the fibers of on
 def make_shot_scene(rng: np.random.Generator, night: str, obs: int, slots: list[FplaneEntry],
                     n_stars_per_ifu: float = 2.0, n_lines_per_ifu: float = 3.0,
                     ra0: float | None = None, dec0: float | None = None,
-                    bright_lines: int = 0) -> ShotScene:
+                    bright_lines: int = 0, g_range: tuple[float, float] = (15.0, 22.0),
+                    star_half: float = 19.0) -> ShotScene:
     """Draw a random shot scene whose sources fall inside the IFUs of ``slots``.
 
     Per IFU slot (non-IFU entries are skipped): Poisson(n_stars_per_ifu) stars uniform in
-    |x|, |y| < 19" (away from the IFU edge at ±24") and Poisson(n_lines_per_ifu) line sources
-    uniform in |x|, |y| < 23.5"; positions converted to RA/Dec with the true pointing
-    (exposure 1 frame). Star g has dN/dg ∝ 10^(0.2 g) on 15-22, Teff uniform 4000-9000 K;
-    lines have wave 3500-5500 Å, flux log-uniform 3e-17..1e-15 erg/s/cm², sigma 1.5-4 Å.
-    Pointing defaults to a random spring-field centre; pa uniform 0-360 deg; header pointing
-    off by 1-3" in a random direction and 0.05-0.1 deg in angle; FWHM 1.3-2.5"; transparency
+    |x|, |y| < ``star_half`` (19" by default: away from the IFU edge at ±24") and
+    Poisson(n_lines_per_ifu) line sources uniform in |x|, |y| < 23.5"; positions converted to
+    RA/Dec with the true pointing (exposure 1 frame). Star g has dN/dg ∝ 10^(0.2 g) on
+    ``g_range`` (15-22), Teff uniform 4000-9000 K; lines have wave 3500-5500 Å, flux log-uniform
+    3e-17..1e-15 erg/s/cm², sigma 1.5-4 Å. Pointing defaults to a random spring-field centre; pa
+    (the angle of the tangent plane, rotation 360 - (pa + 90)) uniform 0-360 deg; header pointing
+    off by 1-3" in a random direction; the header's PARANGLE is pa - angoff with angoff uniform
+    1.4-1.65 deg (the rotation vdrp's astrometry fits: pa - PARANGLE of the real survey shots is
+    1.37-1.69 deg, shared/reference/astrom_throughput.md §1.9); FWHM 1.3-2.5"; transparency
     uniform 0.9-1.1 per exposure. ``bright_lines`` (0-4): the first of :data:`BRIGHT_LINES`
     are added to every IFU at :data:`BRIGHT_FLUX` after the random sources (no random draw
     changes).
@@ -189,17 +194,18 @@ def make_shot_scene(rng: np.random.Generator, night: str, obs: int, slots: list[
     off, ang = rng.uniform(1.0, 3.0), rng.uniform(0.0, 2.0 * np.pi)
     header_ra = ra0 + off * np.sin(ang) / 3600.0 / np.cos(np.radians(dec0))
     header_dec = dec0 + off * np.cos(ang) / 3600.0
-    header_pa = (pa + rng.choice([-1.0, 1.0]) * rng.uniform(0.05, 0.1)) % 360.0
+    angoff = float(rng.uniform(1.4, 1.65))
+    header_pa = (pa - angoff) % 360.0
     fwhm = float(rng.uniform(1.3, 2.5))
     transparency = rng.uniform(0.9, 1.1, size=3)
 
     stars, lines = [], []
     for slot in (s for s in slots if s.is_ifu):
         ns, nl = rng.poisson(n_stars_per_ifu), rng.poisson(n_lines_per_ifu)
-        sxy = rng.uniform(-19.0, 19.0, size=(ns, 2))
+        sxy = rng.uniform(-star_half, star_half, size=(ns, 2))
         lxy = rng.uniform(-23.5, 23.5, size=(nl, 2))
         teff = rng.uniform(4000.0, 9000.0, size=ns)
-        gmag = _sample_g(rng, ns)
+        gmag = _sample_g(rng, ns, *g_range)
         lwave = rng.uniform(3500.0, 5500.0, size=nl)
         lflux = 10.0 ** rng.uniform(np.log10(3e-17), np.log10(1e-15), size=nl)
         lsig = rng.uniform(1.5, 4.0, size=nl)
@@ -224,7 +230,7 @@ def make_shot_scene(rng: np.random.Generator, night: str, obs: int, slots: list[
     scene = ShotScene(night=str(night), obs=int(obs), ra0=ra0, dec0=dec0, pa=pa,
                       header_ra=float(header_ra), header_dec=float(header_dec),
                       header_pa=float(header_pa), fwhm=fwhm, transparency=transparency,
-                      stars=star_arr, lines=line_arr)
+                      stars=star_arr, lines=line_arr, angoff=angoff)
     if len(star_arr):
         mags = synthetic_mags(scene.sed_wave, scene.sed_flam)
         for b in BANDS:
@@ -316,21 +322,26 @@ def line_source_fluxes(scene: ShotScene, slot: FplaneEntry, amp: str, exp: int, 
 
 
 def format_catalogue(scene: ShotScene) -> str:
-    """Text of :func:`write_catalogue`."""
-    rows = ["# ra dec u g r i z"]
-    for s in scene.stars:
-        rows.append(f"{s['ra']:11.6f} {s['dec']:11.6f} " + " ".join(f"{s[b]:6.3f}" for b in BANDS))
-    return "\n".join(rows) + "\n"
+    """Text of :func:`write_catalogue`: shuffle's ``shout.ifustars`` (the real format, read by
+    :func:`hetred.astrom.formats.read_ifustars`)."""
+    from datetime import datetime, timezone
+
+    from hetred.astrom.formats import format_ifustars
+
+    s = scene.stars
+    mags = np.column_stack([s[b] for b in BANDS]) if len(s) else np.zeros((0, 5))
+    stamp = datetime.strptime(scene.night, "%Y%m%d").replace(tzinfo=timezone.utc)   # deterministic
+    return format_ifustars(s["ra"], s["dec"], mags, ids=[f"{int(i):019d}" for i in s["id"]], stamp=stamp)
 
 
 def write_catalogue(scene: ShotScene, path: str | Path) -> None:
-    """Write the field-star catalogue that the astrometry and throughput stages read.
+    """Write the star catalogue that the astrometry and throughput stages read.
 
-    Format: plain text, one header line ``# ra dec u g r i z``, then one star per line with
-    whitespace-separated columns: ra, dec (deg, J2000, %11.6f) and the SDSS u g r i z AB
-    magnitudes (%6.3f) from synthetic photometry of the star's SED. Same columns as Karl's
-    ``shout.ifustars`` (cols 3-9) without its SHOTID and object ID columns. Values are the
-    truth (no catalogue errors). Written atomically.
+    Format: shuffle's ``shout.ifustars`` as in the real shot 20180611v017 (HETDEX/vdrp test data):
+    10 ``#`` lines (date, ``#col  1: SHOTID`` .. ``#col  9: z``), then one star per line
+    ``000001 ID RA DEC u g r i z`` -- ID the star's id as 19 digits, RA and Dec in degrees
+    (``%11.6f``), the SDSS u g r i z AB magnitudes (``%7.2f``) from synthetic photometry of the
+    star's SED. Values are the truth (no catalogue errors). Written atomically.
     """
     from hetred.io.atomic import write_text_atomic
 
@@ -339,11 +350,14 @@ def write_catalogue(scene: ShotScene, path: str | Path) -> None:
 
 def read_catalogue(path: str | Path) -> np.ndarray:
     """Read a :func:`write_catalogue` file: structured array with ra dec u g r i z (float64)."""
+    from hetred.astrom.formats import read_ifustars
+
+    cat = read_ifustars(path)
     dt = np.dtype([(n, "f8") for n in ("ra", "dec", *BANDS)])
-    rows = [tuple(float(v) for v in line.split()[:7])
-            for line in Path(path).read_text().splitlines()
-            if line.strip() and not line.lstrip().startswith("#")]
-    return np.array(rows, dtype=dt)
+    out = np.zeros(len(cat), dtype=dt)
+    for n in dt.names:
+        out[n] = cat[n]
+    return out
 
 
 def _fibers_seeing(scene: ShotScene, slots: list[FplaneEntry], ra: np.ndarray, dec: np.ndarray,
@@ -407,7 +421,8 @@ def scene_truth(scene: ShotScene, slots: list[FplaneEntry]) -> dict:
         "night": scene.night, "obs": scene.obs,
         "pointing": {"true": {"ra": scene.ra0, "dec": scene.dec0, "pa": scene.pa},
                      "header": {"ra": scene.header_ra, "dec": scene.header_dec,
-                                "pa": scene.header_pa}},
+                                "pa": scene.header_pa},
+                     "angoff": scene.angoff},
         "fwhm": scene.fwhm, "beta": scene.beta,
         "transparency": [float(t) for t in scene.transparency],
         "dithers": [list(d) for d in DITHERS],
