@@ -773,3 +773,34 @@ def test_timing_per_unit(month):
           + "\n  of which the scattered-light model: "
           + ", ".join(f"{a}_{k} {s:.2f}" for (a, k), s in model.items()))
     assert max(secs.values()) < 10 and max(model.values()) < 3
+
+
+def test_qa_plot_has_readable_ticks_and_the_model_in_view():
+    """The QA figure of a sci-like unit (fiber light ~10x the background): every panel has at
+    least 4 labelled ticks inside its range, and the zoomed panels show the model inside the
+    middle of their height (it was on the bottom edge of a symlog axis with one tick)."""
+    from hetred.background.model import ModelInfo
+    from hetred.background.products import qa_figure
+
+    rows = np.arange(1032, dtype=np.float32)[:, None]
+    model = np.broadcast_to(1.2 + 0.4 * np.sin(np.pi * rows / 1032), (1032, 1032)).astype(np.float32)
+    fibers = 18.0 * (0.5 + 0.5 * np.cos(2 * np.pi * rows / 8.6)) ** 4
+    fibers[(rows[:, 0] < 15) | (np.abs(rows[:, 0] - 340) < 6) | (np.abs(rows[:, 0] - 680) < 6)
+           | (rows[:, 0] > 1015)] = 0.0
+    rng = np.random.default_rng(3)
+    combined = (model + fibers + rng.normal(0, 0.8, (1032, 1032))).astype(np.float32)
+    marks = np.array([[15], [340], [680], [1015]]) * np.ones((1, 1032), int)
+    info = ModelInfo("model", [], marks, "dotted: first fiber, gaps, last fiber", {}, None)
+    fig = qa_figure("201801_053_LL_sci", combined, model, info, "3 sci frames")
+    axes = fig.get_axes()
+    assert len(axes) == 6
+    for ax in axes:
+        y0, y1 = ax.get_ylim()
+        ticks = [t for t in ax.get_yticks() if y0 <= t <= y1]
+        assert len(ticks) >= 4, (ax.get_title(), ticks, (y0, y1))
+        assert ax.get_yscale() == "linear"
+    for ax in axes[1::2]:                     # the zoomed panels (bottom row)
+        y0, y1 = ax.get_ylim()
+        line = next(ln for ln in ax.get_lines() if ln.get_color() == "red")
+        y = np.asarray(line.get_ydata())
+        assert y0 + 0.2 * (y1 - y0) < y.min() and y.max() < y1 - 0.1 * (y1 - y0)
