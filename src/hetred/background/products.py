@@ -72,7 +72,8 @@ def qa_figure(unit: str, combined: np.ndarray, model: np.ndarray, info: ModelInf
         # the zoom: the model between about a quarter and three quarters of the height
         ref = max(float(np.abs(m).max()), 1e-3)
         base = min(float(m.min()), 0.0)
-        for ax, (y0, y1) in ((top_ax, (lo_all - pad, hi_all + pad)), (zoom, (base - 0.6 * ref, float(m.max()) + 0.8 * ref))):
+        limits = ((top_ax, (lo_all - pad, hi_all + pad)), (zoom, (base - 0.6 * ref, float(m.max()) + 0.8 * ref)))
+        for ax, (y0, y1) in limits:
             ax.plot(rows, prof, color="0.55", lw=0.5, label="combined")
             ax.plot(rows, m, color="red", lw=1.3, label=f"model ({info.method})")
             for r in info.marks[:, c - 1]:
