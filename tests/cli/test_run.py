@@ -84,6 +84,31 @@ def test_run_reports_a_failing_and_an_empty_unit(red_run):
     assert lay.path("marker_failed", stage="twical-combine", unit="201801_053_LL").exists()
 
 
+def test_run_waits_for_a_unit_running_elsewhere(red_run):
+    """A unit whose lock another process holds (a second hetred run of the month) is left to it;
+    when the stage's other units have ended, run waits for it, then runs or skips it."""
+    import threading
+
+    from hetred.jobs.units import UnitLock
+
+    lay, _ = red_run
+    uid = f"{MONTH}_053_LL"
+    lay.path("marker_done", stage="bias", unit=uid).unlink()
+    other = UnitLock(lay, "bias", uid)
+    assert other.acquire()
+    timer = threading.Timer(3.0, other.release)
+    timer.start()
+    try:
+        r = CliRunner().invoke(cli, ["--raw", str(lay.raw), "--red", str(lay.red), "run", MONTH, "--stages",
+                                     "bias"])
+    finally:
+        timer.join()
+    assert r.exit_code == 0, r.output
+    assert "bias: 1 unit(s) were running elsewhere: waited for them" in r.output
+    assert lay.path("marker_done", stage="bias", unit=uid).exists()
+    assert not lay.path("marker_lock", stage="bias", unit=uid).exists()
+
+
 def test_generated_script_runs_without_slurm(red_run):
     """The .slurm script's fallback runner: lines run 2 at a time, markers written, exit 0; a job
     whose units are all empty exits 0 (nothing wrong: the chain goes on); a job whose units all

@@ -97,16 +97,15 @@ def command(ctx: click.Context, stages: str, month: str | None, night: str | Non
         states = [runner.unit_state(layout, u) for u in units]
         flags = [False] * len(units)
         if rerun_failed:
-            upstream = registry.requires(spec)
             # not done or empty (failed, missing, stale), or depending on what a rerun rewrites
-            keep = [st.status not in ("done", "empty") or reruns.affects(layout, u, upstream)
+            keep = [st.status not in ("done", "empty") or reruns.affects(layout, u)
                     for u, st in zip(units, states)]
             if spec.aggregate and units and spec.group in rerun_groups:
                 keep, flags = [True] * len(units), [True] * len(units)   # its inputs are being redone
             sel = [i for i, k in enumerate(keep) if k]
             todo, flags = [units[i] for i in sel], [flags[i] for i in sel]
             for u in todo:
-                reruns.add(layout, u)
+                reruns.add(layout, spec, u)
             if todo:
                 rerun_groups.add(spec.group)
         else:

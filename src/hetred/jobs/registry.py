@@ -107,6 +107,8 @@ class StageSpec:
     settings: Callable[[dict[str, Any] | None], Any] | None = None
     #: the config table of its settings (``[stages.{table}]``)
     table: str = ""
+    #: the layout keys of the products its units write (what a later stage may depend on)
+    writes: tuple[str, ...] = ()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -267,19 +269,22 @@ def _settings(module: str, cls: str) -> Callable[[dict[str, Any] | None], Any]:
 
 REGISTRY: tuple[StageSpec, ...] = (
     StageSpec("bias", "bias", _bias, 120.0, description="master bias per IFU slot and amp",
-              settings=_settings("hetred.bias.settings", "BiasSettings"), table="bias"),
+              settings=_settings("hetred.bias.settings", "BiasSettings"), table="bias",
+              writes=("masterbias", "masterbias_unsmoothed", "masterbias_traps", "bias_frames")),
     StageSpec("bgmodel", "bgmodel", _bgmodel, 60.0, needs=("bias",),
               description="background model per IFU slot, amp and kind",
-              settings=_settings("hetred.background.settings", "BgSettings"), table="bgmodel"),
+              settings=_settings("hetred.background.settings", "BgSettings"), table="bgmodel",
+              writes=("bgmodel", "bgcombined")),
     StageSpec("flat", "flat", _flat, 600.0, needs=("bias",), description="pixel flat per camera and amp",
               finalize=_pixmask_table, settings=_settings("hetred.flat.settings", "FlatSettings"),
-              table="flat"),
+              table="flat", writes=("pixelflat", "pixmask")),
     StageSpec("twical-reduce", "twical", _twical_reduce, 60.0, needs=("bias", "bgmodel", "flat"),
-              description="one twilight exposure and amp: trace, profile, wavelength, fiber-to-fiber"),
+              description="one twilight exposure and amp: trace, profile, wavelength, fiber-to-fiber",
+              writes=("calwork",)),
     StageSpec("twical-combine", "twical", _twical_combine, 60.0, needs=("twical-reduce",),
-              description="monthly calibration library per IFU slot and amp"),
+              description="monthly calibration library per IFU slot and amp", writes=("callib",)),
     StageSpec("twical-a2a", "twical", _twical_a2a, 600.0, aggregate=True, needs=("twical-combine",),
-              description="amp-to-amp normalisation of the month, QA"),
+              description="amp-to-amp normalisation of the month, QA", writes=("callib", "amp_to_amp")),
 )
 
 
@@ -295,12 +300,14 @@ def _optional_stages() -> tuple[StageSpec, ...]:
         out.append(StageSpec(getattr(mod, "STAGE", "sci"), "sci", _sci, 120.0, missing=missing,
                              needs=("bias", "bgmodel", "flat", "twical-a2a"),
                              description="one shot, exposure and IFU: multi files, rectified spectra",
-                             settings=_settings("hetred.sci.settings", "SciSettings"), table="sci"))
+                             settings=_settings("hetred.sci.settings", "SciSettings"), table="sci",
+                             writes=("multi", "rectified", "cofes", "sci_fplane_png")))
     if importlib.util.find_spec("hetred.astrom.run") is not None:
         missing = "" if importlib.util.find_spec("hetred.cli.astrom") else "the hetred astrom command is not installed yet"
         out.append(StageSpec("astrom", "astrom", _astrom, 300.0, missing=missing, needs=("sci",),
                              description="one shot: stars, offsets, rotation, norm.dat, fiber RA/Dec",
-                             settings=_settings("hetred.astrom.settings", "AstromSettings"), table="astrom"))
+                             settings=_settings("hetred.astrom.settings", "AstromSettings"), table="astrom",
+                             writes=("astrom_dir", "radec_final", "dithall")))
     return tuple(out)
 
 

@@ -138,29 +138,44 @@ class Reruns:
 
     stages: set[str] = field(default_factory=set)     #: stages with units to rerun
     touched: set[str] = field(default_factory=set)    #: outputs of the rerun units' last done markers
-    unknown: set[str] = field(default_factory=set)    #: stages rerunning units whose outputs are unknown
+    #: layout keys that rerun units of unknown outputs (failed, never done) may write
+    unknown_keys: set[str] = field(default_factory=set)
 
-    def add(self, layout: Layout, unit: Unit) -> None:
+    def add(self, layout: Layout, spec: StageSpec, unit: Unit) -> None:
         self.stages.add(unit.stage)
         marker = read_marker(layout, unit.stage, unit.uid)
         if marker is None:              # failed or never done: its outputs are not known
-            self.unknown.add(unit.stage)
+            self.unknown_keys.update(spec.writes)
         else:
             self.touched.update(os.path.abspath(p) for p in marker.get("outputs", []))
 
-    def affects(self, layout: Layout, unit: Unit, upstream: Iterable[str]) -> bool:
-        """Whether a settled ``unit`` may become stale through the reruns of the stages
-        ``upstream`` (those it needs): it depends on a file they rewrite, or on a file that does
-        not exist yet and that a rerun unit of unknown outputs may write."""
-        up = set(upstream)
-        if not up & self.stages:
+    def affects(self, layout: Layout, unit: Unit) -> bool:
+        """Whether a settled ``unit`` may become stale through the reruns: it depends on a file
+        they rewrite, or on a file that does not exist yet of a kind (layout key) that a rerun
+        unit of unknown outputs writes."""
+        if not self.stages:
             return False
         marker = read_marker(layout, unit.stage, unit.uid) or read_empty(layout, unit.stage, unit.uid) or {}
         deps = marker.get("depends") or {}
         if not isinstance(deps, dict):
             return False
-        maybe_new = bool(up & self.unknown)
-        return any(p in self.touched or (s is None and maybe_new) for p, s in deps.items())
+        for p, s in deps.items():
+            if p in self.touched:
+                return True
+            if s is None and self.unknown_keys and _key_of(layout, p) & self.unknown_keys:
+                return True
+        return False
+
+
+def _key_of(layout: Layout, path: str) -> set[str]:
+    """The layout keys (of the reduction tree) whose template matches ``path``."""
+    from hetred.layout import TABLE, parse
+
+    try:
+        rel = Path(path).relative_to(os.path.abspath(layout.red)).as_posix()
+    except ValueError:
+        return set()
+    return {e.key for e in TABLE if e.root == "red" and parse(e.key, rel) is not None}
 
 
 # ------------------------------------------------------------------------------------------------
