@@ -294,7 +294,12 @@ def run_unit(layout: Layout, stage: str, unit: str, fn: Callable[[], UnitOutcome
     if not overwrite and state.status == "empty":
         return UnitResult(stage, unit, "empty", message=state.why)
     lock = UnitLock(layout, stage, unit)
-    if not lock.acquire():
+    try:
+        got = lock.acquire()
+    except OSError as err:          # e.g. a read-only tree: the unit cannot start (nor leave a marker)
+        return UnitResult(stage, unit, "failed",
+                          message=f"cannot lock the unit: {lock.path}: {err.strerror or err}")
+    if not got:
         return UnitResult(stage, unit, "running", message=f"{RUNNING_ELSEWHERE} ({lock.holder})")
     try:
         lock.remove_leftovers()
