@@ -270,7 +270,8 @@ def test_missing_background_model_is_said_once_and_recorded(reduced, tmp_path):
             shutil.move(h, m)
     assert r.exit_code == 0, r.output
     lines = [x for x in r.output.splitlines() if "background" in x]
-    assert lines == [f"sci: no background model (reduced without one): {SLOTS[0]:03d}LL: sci, {SLOTS[0]:03d}LU: sci"]
+    slot = f"{SLOTS[0]:03d}"
+    assert lines == [f"sci: no background model (reduced without one): {slot}LL: sci, {slot}LU: sci"]
     marker = read_marker(lay, "sci", uid)
     assert marker["counts"]["amps"]["LL"]["background"] == "none"
     assert marker["counts"]["amps"]["LL"]["background_missing"] == "sci"
