@@ -19,8 +19,8 @@ Examples:
 \b
 Each unit runs as its job-file line would (hetred slurm-gen), through the
 stage's own command, in one of --jobs worker processes; finished units are
-skipped unless --overwrite, or when their inputs changed since (e.g. twical
-done before the pixel flat existed). Stages run in the order their needs
+skipped, unless --overwrite or their inputs changed since (e.g. twical done
+before the pixel flat existed: then it is redone). Stages run in the order their needs
 declare (hetred.jobs.registry): bias, bgmodel, flat, twical, sci; stage k+1
 starts when stage k has ended. A unit with nothing to do in the data (a bri
 background model of a dark month) is empty, not failed. The exit status is
