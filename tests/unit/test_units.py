@@ -183,7 +183,7 @@ def test_pool_workers_die_with_a_killed_parent(tmp_path):
     script.write_text(textwrap.dedent(f"""
         import os, sys, time
         sys.path.insert(0, {SRC!r})
-        from hetred.jobs.pool import process_pool
+        from hetred.jobs.workers import process_pool
 
         def busy(x):
             time.sleep(120)
@@ -221,8 +221,8 @@ def _alive(pid: int) -> bool:
 
 
 def test_every_pool_is_a_process_pool_that_dies_with_its_parent():
-    """Stage code makes its worker pools with hetred.jobs.pool.process_pool only."""
+    """Stage code makes its worker pools with hetred.jobs.workers.process_pool only."""
     src = Path(SRC) / "hetred"
     users = [p.relative_to(src).as_posix() for p in src.rglob("*.py")
-             if "ProcessPoolExecutor(" in p.read_text() and p.name != "pool.py"]
+             if "ProcessPoolExecutor(" in p.read_text() and p.name != "workers.py"]
     assert users == []

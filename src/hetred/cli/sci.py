@@ -93,7 +93,7 @@ def command(ctx: click.Context, month: str | None, shot: str | None, exp: int | 
         return
     results: list[UnitResult] = []
     if jobs > 1 and len(units) > 1:
-        from hetred.jobs.pool import process_pool
+        from hetred.jobs.workers import process_pool
         with process_pool(jobs) as pool:
             futs = [pool.submit(_job, layout, u, settings, overwrite) for u in units]
             for f in track(futs, "sci", total=len(futs), quiet=quiet):

@@ -91,7 +91,7 @@ def command(ctx, month, ifuslots, amp_sel, exp_sel, step, solar, solar_fwhm, job
     results = []
     if step in ("reduce", "all"):
         if jobs > 1:
-            from hetred.jobs.pool import process_pool
+            from hetred.jobs.workers import process_pool
             with process_pool(jobs) as pool:
                 futs = [pool.submit(_reduce_job, layout, month, e, template, overwrite) for e in expos]
                 for f in track(futs, f"twical reduce {month}", total=len(futs), quiet=quiet):

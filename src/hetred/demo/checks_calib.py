@@ -32,7 +32,7 @@ def _pool_map(fn: Callable, args: list[tuple]) -> list[UnitResult]:
     """Run ``fn(*a)`` for every ``a`` in worker processes (order kept)."""
     if _jobs() == 1 or len(args) < 2:
         return [fn(*a) for a in args]
-    from hetred.jobs.pool import process_pool
+    from hetred.jobs.workers import process_pool
 
     with process_pool(_jobs()) as pool:
         return list(pool.map(fn, *zip(*args)))

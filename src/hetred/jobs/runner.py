@@ -7,8 +7,8 @@ the click group, i.e. through the stage's own CLI, ``run_*`` function and
 marker started by this call is *done*, an older one *skipped*, an empty marker *empty* (nothing
 to do in the data, not a failure), a failed marker started by this call *failed* with its
 one-line reason; a unit whose lock another process holds is waited for (see :func:`run_stage`).
-Workers die with this process (:func:`hetred.jobs.pool.process_pool`). Stages run one after the
-other in the order the registry declares (stage k+1 starts when every unit of stage k has
+Workers die with this process (:func:`hetred.jobs.workers.process_pool`). Stages run one after
+the other in the order the registry declares (stage k+1 starts when every unit of stage k has
 ended), as the ``afterok`` chain of ``hetred slurm-gen`` does.
 
 Also here: :func:`scope_entries`, how ``slurm-gen`` and ``run`` find a month's tarlist entries
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 from hetred.errors import HetredError
-from hetred.jobs.pool import process_pool
+from hetred.jobs.workers import process_pool
 from hetred.jobs.registry import Scope, StageSpec, Unit, enumerate_units
 from hetred.jobs.units import (
     RUNNING_ELSEWHERE,

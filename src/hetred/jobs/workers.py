@@ -1,4 +1,4 @@
-"""Worker pools whose workers die with their parent.
+"""Worker processes that die with their parent (``hetred run --jobs``, ``twical --jobs``, ``sci --jobs``).
 
 A ``ProcessPoolExecutor`` worker waits on its call queue for ever when the parent is killed
 outright (``kill -9``, the OOM killer): nothing tells it. :func:`process_pool` gives every worker
