@@ -12,7 +12,7 @@ from hetred.cli.common import check_stage_settings, console, get_config, parse_s
 EXAMPLES = """
 \b
 Examples:
-  hetred run 201801 --jobs 2                      # bias, bgmodel, flat, twical (, sci) of the month
+  hetred run 201801 --jobs 2                      # bias, bgmodel, flat, twical, sci, astrom
   hetred run --night 20180110 --stages bias,bgmodel
   hetred run 201801 --stages twical --overwrite   # redo the twilight calibration
   hetred run 201801 --dry-run                     # the stages and their units; run nothing
@@ -20,9 +20,9 @@ Examples:
 Each unit runs as its job-file line would (hetred slurm-gen), through the
 stage's own command, in one of --jobs worker processes; finished units are
 skipped, unless --overwrite or their inputs changed since (e.g. twical done
-before the pixel flat existed: then it is redone). Stages run in the order their needs
-declare (hetred.jobs.registry): bias, bgmodel, flat, twical, sci; stage k+1
-starts when stage k has ended. A unit with nothing to do in the data (a bri
+before the pixel flat existed: then it is redone). Stages run in the order
+their needs declare (hetred.jobs.registry): bias, bgmodel, flat, twical,
+sci, astrom; stage k+1 starts when stage k has ended. A unit with nothing to do in the data (a bri
 background model of a dark month) is empty, not failed. The exit status is
 1 when any unit failed, 0 when every unit is done or empty.
 """
