@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 from hetred.errors import HetredError
-from hetred.jobs.workers import process_pool
 from hetred.jobs.registry import Scope, StageSpec, Unit, enumerate_units
 from hetred.jobs.units import (
     RUNNING_ELSEWHERE,
@@ -45,6 +44,7 @@ from hetred.jobs.units import (
 from hetred.jobs.units import (
     unit_state as _unit_state,
 )
+from hetred.jobs.workers import process_pool
 from hetred.layout import Layout
 from hetred.lists.tarlist import TarEntry, build_inventory, month_entries, planned_entries, run_tarlist
 
