@@ -31,6 +31,7 @@ class Config:
     verbosity: int = 0
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: str = "defaults"
+    file: Path | None = None     #: the config file read, if any
 
     @property
     def layout(self) -> Layout:
@@ -56,6 +57,8 @@ def load_config(path: str | Path | None = None, raw: str | Path | None = None,
             raise HetredError(f"config file {p} does not exist") from None
         except tomllib.TOMLDecodeError as err:
             raise HetredError(f"config file {p} is not valid TOML: {err}") from None
+        check_tables(data, p)
+        cfg.file = p
         paths = data.get("paths", {})
         if "raw" in paths:
             cfg.raw = Path(paths["raw"]).expanduser()
@@ -77,6 +80,42 @@ def load_config(path: str | Path | None = None, raw: str | Path | None = None,
         sources.append("--red")
     cfg.source = " < ".join(sources)
     return cfg
+
+
+#: the tables a config file may have, and the keys of [paths]
+SECTIONS = ("paths", "stages", "slurm")
+PATH_KEYS = ("raw", "red")
+#: the [stages.X] tables: the stages with settings (hetred.jobs.registry StageSpec.table; a test
+#: keeps both in step)
+STAGE_TABLES = ("bias", "bgmodel", "flat", "sci", "astrom")
+
+
+def _unknown(kind: str, key: str, known: tuple[str, ...], path: Path) -> HetredError:
+    import difflib
+
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return HetredError(f"config file {path}: unknown {kind} {key!r}{hint} (known: {', '.join(known)})")
+
+
+def check_tables(data: dict[str, Any], path: Path) -> None:
+    """A misspelt table or ``[paths]`` key is an error naming it and the file, with the closest
+    known name (a misspelt table would otherwise be ignored, silently)."""
+    for key, value in data.items():
+        if key not in SECTIONS:
+            raise _unknown("table", f"[{key}]" if isinstance(value, dict) else key,
+                           tuple(f"[{s}]" for s in SECTIONS) if isinstance(value, dict) else SECTIONS, path)
+    for table in ("paths", "stages", "slurm"):
+        if table in data and not isinstance(data[table], dict):
+            raise HetredError(f"config file {path}: {table} must be a table [{table}], got {data[table]!r}")
+    for key in data.get("paths", {}):
+        if key not in PATH_KEYS:
+            raise _unknown("[paths] key", key, PATH_KEYS, path)
+    for key, value in data.get("stages", {}).items():
+        if key not in STAGE_TABLES:
+            raise _unknown("table", f"[stages.{key}]", tuple(f"[stages.{t}]" for t in STAGE_TABLES), path)
+        if not isinstance(value, dict):
+            raise HetredError(f"config file {path}: stages.{key} must be a table [stages.{key}], got {value!r}")
 
 
 def parse_stage_table(cls: type, values: dict[str, Any] | None, table: str,

@@ -13,3 +13,15 @@ class RawReadError(HetredError):
         super().__init__(f"{source}: {reason}")
         self.source = source
         self.reason = reason
+
+
+class EmptyUnit(HetredError):
+    """A unit with nothing to do in the data (e.g. a ``bri`` background unit of a dark month):
+    not a failure. :func:`hetred.jobs.units.run_unit` writes an *empty* marker with the reason,
+    ``counts`` (what the unit saw, e.g. the levels of the frames) and ``depends`` (files whose
+    change makes the unit worth re-evaluating, e.g. the tarlist)."""
+
+    def __init__(self, reason: str, counts: dict | None = None, depends: list | tuple = ()) -> None:
+        super().__init__(reason)
+        self.counts = dict(counts or {})
+        self.depends = [str(p) for p in depends]

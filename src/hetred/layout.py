@@ -158,6 +158,10 @@ TABLE: tuple[Entry, ...] = (
           "job ids of slurm-gen --submit per stage and job file, one entry per submission"),
     Entry("marker_done", "red", "markers/{stage}/{unit}.done.json", "a finished unit: inputs, timings"),
     Entry("marker_failed", "red", "markers/{stage}/{unit}.failed.json", "a failed unit: the one-line reason"),
+    Entry("marker_empty", "red", "markers/{stage}/{unit}.empty.json",
+          "a unit with nothing to do in the data: the reason and what it saw (not a failure)"),
+    Entry("marker_lock", "red", "markers/{stage}/{unit}.lock",
+          "lock of a running unit (fcntl) and journal of its temporary files; gone when it ends"),
     Entry("qa", "red", "qa/{stage}/{name}", "QA plots (PNG)"),
     # --- simulator truth (a separate root; reduction code never reads it) -------------------
     Entry("truth_fplane", "truth", "fplane.txt", "the simulated focal plane (with CONTID)"),

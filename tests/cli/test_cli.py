@@ -112,3 +112,78 @@ def test_tarlist_from_list_cli(tmp_path):
     assert "zro" in r.output and (tmp_path / "red" / "tarlists" / "201701tarlist").exists()
     r = CliRunner().invoke(cli, ["--red", str(tmp_path / "red"), "tarlist", "201701", "--from-list", str(lst)])
     assert r.exit_code == 0
+
+
+# --- issue 11 point 5.6: bad input rejected with one line -------------------------------------
+
+def main_here(capsys, *args: str) -> tuple[int, list[str]]:
+    """The console entry point in this process: (exit code, the non-blank stderr lines)."""
+    from hetred.cli import main
+
+    capsys.readouterr()
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as e:
+        code = int(e.code or 0)
+    return code, [x for x in capsys.readouterr().err.splitlines() if x.strip()]
+
+
+@pytest.mark.parametrize("text, key, hint", [
+    ('[path]\nraw = "/r"\n', "[path]", "did you mean '[paths]'?"),
+    ('[stage.bias]\nscale_lo = 2.0\n', "[stage]", "did you mean '[stages]'?"),
+    ('[stages.bgmdel]\nsci_lo = 0.2\n', "[stages.bgmdel]", "did you mean '[stages.bgmodel]'?"),
+    ('[paths]\nrwa = "/r"\n', "rwa", "did you mean 'raw'?"),
+    ('[paths]\nreduction = "/r"\n', "reduction", "(known: raw, red)"),
+    ('[slrum]\nprofile = "local"\n', "[slrum]", "did you mean '[slurm]'?"),
+])
+def test_misspelt_config_tables_and_path_keys_are_errors(tmp_path, capsys, text, key, hint):
+    cfg = tmp_path / "hetred.toml"
+    cfg.write_text(text)
+    with pytest.raises(HetredError) as err:
+        load_config(cfg, environ={})
+    msg = str(err.value)
+    assert str(cfg) in msg and repr(key) in msg and hint in msg, msg
+    code, lines = main_here(capsys, "--config", str(cfg), "--red", str(tmp_path / "red"), "tarlist", "201801",
+                            "--dry-run")
+    assert code == 1 and len(lines) == 1 and lines[0].startswith("hetred: error: config file"), lines
+
+
+def test_config_stage_tables_are_the_registry_s():
+    from hetred.config import STAGE_TABLES
+    from hetred.jobs.registry import stages
+
+    assert set(STAGE_TABLES) == {s.table for s in stages() if s.table}
+
+
+def test_run_and_slurm_gen_check_stage_settings_first(tmp_path, capsys):
+    """A bad [stages.X] value fails run and slurm-gen --dry-run at once, naming the file and the
+    table, before any unit or job file (it used to fail every unit at run time)."""
+    cfg = tmp_path / "hetred.toml"
+    cfg.write_text('[stages.flat]\nmin_level = "high"\n')
+    base = ["--config", str(cfg), "--raw", str(tmp_path / "raw"), "--red", str(tmp_path / "red")]
+    for args in (["run", "201801", "--dry-run"], ["run", "201801"], ["slurm-gen", "all", "201801", "--dry-run"]):
+        code, lines = main_here(capsys, *base, *args)
+        assert code == 1 and len(lines) == 1, (args, lines)
+        assert str(cfg) in lines[0] and "[stages.flat]: min_level = 'high'" in lines[0], lines[0]
+    assert not (tmp_path / "red").exists()
+    # only the selected stages' settings are checked
+    code, lines = main_here(capsys, *base, "run", "201801", "--stages", "bias", "--dry-run")
+    assert not any("min_level" in x for x in lines)
+
+
+@pytest.mark.parametrize("args, text", [
+    (["tarlist", "201813"], "MONTH must be YYYYMM with a month 01-12, got '201813'"),
+    (["bias", "201800"], "MONTH must be YYYYMM with a month 01-12, got '201800'"),
+    (["run", "201813", "--dry-run"], "MONTH must be YYYYMM with a month 01-12"),
+    (["slurm-gen", "all", "201800", "--dry-run"], "MONTH must be YYYYMM with a month 01-12"),
+    (["run", "--night", "20180230", "--dry-run"], "--night must be a date YYYYMMDD, got '20180230'"),
+    (["flat", "320", "--month", "201813"], "--month must be YYYYMM with a month 01-12"),
+    (["run", "201801", "--jobs", "0"], "0 is not in the range x>=1"),
+    (["twical", "201801", "--jobs", "0"], "0 is not in the range x>=1"),
+    (["sci", "201801", "--jobs", "0"], "0 is not in the range x>=1"),
+])
+def test_bad_months_and_jobs_are_rejected_with_one_line(tmp_path, capsys, args, text):
+    code, lines = main_here(capsys, "--raw", str(tmp_path / "raw"), "--red", str(tmp_path / "red"), *args)
+    assert code != 0 and len(lines) == 1 and text in lines[0], lines
+    assert lines[0].startswith("hetred: error:")

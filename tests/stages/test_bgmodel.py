@@ -511,14 +511,30 @@ def _products(lay, amp, kind, specid):
     return lay.path("bgmodel", **f), lay.path("bgcombined", **f)
 
 
-def test_month_runs_and_bri_fails_with_one_line(month):
+def test_month_runs_and_bri_is_empty_in_a_dark_month(month):
+    """The simulator's sky is dark time (it has no moon: every science frame's level is 0.5-0.8,
+    below the bri cut 2 < level < 15), so a simulated month is a dark month: its bri units have
+    nothing to do. They are *empty*, not failed: shown as such, an empty marker with the levels
+    seen, and exit 0 (issue 11 point 2)."""
     res, lay = month["result"], month["layout"]
-    assert res.exit_code == 1, res.output            # bri: the simulated sky is never that bright
-    errors = [ln for ln in res.output.splitlines() if ln.startswith("hetred: error:")]
-    assert len(errors) == 4 and all("_bri: no bri frames with 2 < level < 15 for 053" in e for e in errors)
-    assert "levels 0." in errors[0] and "9 read" in errors[0]
+    assert res.exit_code == 0, res.output
+    assert not [ln for ln in res.output.splitlines() if ln.startswith("hetred: error:")]
+    assert "4 empty unit(s): nothing to do in the data, not a failure" in res.output
+    rows = [ln for ln in res.output.splitlines() if "_bri" in ln and "│" in ln]
+    assert len(rows) == 4 and all(ln.rstrip(" │").endswith("empty") for ln in rows), res.output
     for amp in AMPS:
-        assert lay.path("marker_failed", stage="bgmodel", unit=bg.unit_id(MONTH, SLOT, amp, "bri")).exists()
+        uid = bg.unit_id(MONTH, SLOT, amp, "bri")
+        assert not lay.path("marker_failed", stage="bgmodel", unit=uid).exists()
+        assert not lay.path("marker_done", stage="bgmodel", unit=uid).exists()
+        empty = json.loads(lay.path("marker_empty", stage="bgmodel", unit=uid).read_text())
+        assert empty["status"] == "empty"
+        assert empty["reason"].startswith(f"no bri frames with 2 < level < 15 for 053{amp} in 201801 (9 read, levels 0.")
+        c = empty["counts"]
+        assert c["read"] == 9 and c["used"] == 0 and 0.3 < c["levels"][0] <= c["levels"][1] < 2
+        assert len(c["frames"]) == 9
+        # a rerun re-evaluates it when its inputs change: the tarlist and the master biases
+        assert str(lay.path("tarlist", month=MONTH)) in empty["depends"]
+        assert any("masterbias_" in p for p in empty["depends"])
         for kind in ("sci", "twi"):
             m = _marker(lay, amp, kind)
             assert m["counts"]["used"] >= 3
@@ -613,6 +629,38 @@ def test_recovery_within_ten_percent_everywhere(recovery):
         if kind == "twi":                 # ~100 e- of background: 10 % itself, no 1 e- floor
             for name, x in v["model"].items():
                 assert x["max_abs_rel"] < 0.1 and abs(x["median_rel"]) < 0.05, (amp, kind, name, x)
+
+
+def test_empty_unit_is_kept_until_its_inputs_change(month, tmp_path):
+    """A rerun keeps an empty unit (not re-read, exit 0) while the tarlist and master biases are
+    unchanged, and re-evaluates it when one of them changes."""
+    import os
+    import shutil
+
+    from hetred.layout import Layout
+
+    lay0 = month["layout"]
+    shutil.copytree(lay0.red, tmp_path / "red", ignore=shutil.ignore_patterns("*.png", "*.fits"))
+    for p in lay0.red.rglob("masterbias_*.fits"):       # the master biases only (not the models)
+        q = tmp_path / "red" / p.relative_to(lay0.red)
+        shutil.copy2(p, q)
+    lay = Layout(lay0.raw, tmp_path / "red")
+    # the copied markers name the fixture's files: rewrite their paths into this tree
+    for m in lay.red.rglob("*.json"):
+        m.write_text(m.read_text().replace(str(lay0.red), str(lay.red)))
+    marker = lay.path("marker_empty", stage="bgmodel", unit=bg.unit_id(MONTH, SLOT, "LL", "bri"))
+    args = ["--raw", str(lay.raw), "--red", str(lay.red), "bgmodel", MONTH, "--amp", "LL", "--kind", "bri"]
+    before = marker.stat().st_mtime_ns
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0 and "empty" in res.output, res.output
+    assert marker.stat().st_mtime_ns == before                 # kept: nothing re-read
+    tarlist = lay.path("tarlist", month=MONTH)
+    st = tarlist.stat()
+    os.utime(tarlist, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))   # the tarlist rewritten
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0 and "empty" in res.output, res.output
+    assert marker.stat().st_mtime_ns != before                 # re-evaluated: still empty
+    assert json.loads(marker.read_text())["depends"][str(tarlist)] == [st.st_size, st.st_mtime_ns + 10**9]
 
 
 def test_rerun_is_idempotent_and_overwrite_redoes(month):
@@ -725,3 +773,34 @@ def test_timing_per_unit(month):
           + "\n  of which the scattered-light model: "
           + ", ".join(f"{a}_{k} {s:.2f}" for (a, k), s in model.items()))
     assert max(secs.values()) < 10 and max(model.values()) < 3
+
+
+def test_qa_plot_has_readable_ticks_and_the_model_in_view():
+    """The QA figure of a sci-like unit (fiber light ~10x the background): every panel has at
+    least 4 labelled ticks inside its range, and the zoomed panels show the model inside the
+    middle of their height (it was on the bottom edge of a symlog axis with one tick)."""
+    from hetred.background.model import ModelInfo
+    from hetred.background.products import qa_figure
+
+    rows = np.arange(1032, dtype=np.float32)[:, None]
+    model = np.broadcast_to(1.2 + 0.4 * np.sin(np.pi * rows / 1032), (1032, 1032)).astype(np.float32)
+    fibers = 18.0 * (0.5 + 0.5 * np.cos(2 * np.pi * rows / 8.6)) ** 4
+    fibers[(rows[:, 0] < 15) | (np.abs(rows[:, 0] - 340) < 6) | (np.abs(rows[:, 0] - 680) < 6)
+           | (rows[:, 0] > 1015)] = 0.0
+    rng = np.random.default_rng(3)
+    combined = (model + fibers + rng.normal(0, 0.8, (1032, 1032))).astype(np.float32)
+    marks = np.array([[15], [340], [680], [1015]]) * np.ones((1, 1032), int)
+    info = ModelInfo("model", [], marks, "dotted: first fiber, gaps, last fiber", {}, None)
+    fig = qa_figure("201801_053_LL_sci", combined, model, info, "3 sci frames")
+    axes = fig.get_axes()
+    assert len(axes) == 6
+    for ax in axes:
+        y0, y1 = ax.get_ylim()
+        ticks = [t for t in ax.get_yticks() if y0 <= t <= y1]
+        assert len(ticks) >= 4, (ax.get_title(), ticks, (y0, y1))
+        assert ax.get_yscale() == "linear"
+    for ax in axes[1::2]:                     # the zoomed panels (bottom row)
+        y0, y1 = ax.get_ylim()
+        line = next(ln for ln in ax.get_lines() if ln.get_color() == "red")
+        y = np.asarray(line.get_ydata())
+        assert y0 + 0.2 * (y1 - y0) < y.min() and y.max() < y1 - 0.1 * (y1 - y0)

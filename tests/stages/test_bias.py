@@ -209,10 +209,13 @@ def test_rerun_skips_and_failures_are_reported(month_archive):
     res = _invoke(lay, "--ifuslot", "53", "--amp", "RL", "--amp", "LL", "--amp", "RU")
     assert res.exit_code == 1
     lines = [line for line in res.output.splitlines() if line.startswith("hetred: error:")]
-    assert len(lines) == 2                                   # LL: all saturated; RU: no frames
-    assert any("201805_053_LL" in line and "saturated" in line for line in lines)
-    assert any("201805_053_RU" in line and "no zro frames" in line for line in lines)
+    assert len(lines) == 1                                   # LL: all saturated (failed)
+    assert "201805_053_LL" in lines[0] and "saturated" in lines[0]
     assert lay.path("marker_failed", stage="bias", unit="201805_053_LL").exists()
+    # RU has no zro frames in the month: nothing to do (empty), not a failure
+    assert "201805_053_RU empty: no zro frames" in res.output
+    assert lay.path("marker_empty", stage="bias", unit="201805_053_RU").exists()
+    assert not lay.path("marker_failed", stage="bias", unit="201805_053_RU").exists()
     master = lay.path("masterbias", month=MONTH, specid=320, contid="0059", amp="RL")
     mtime = master.stat().st_mtime_ns
     res2 = _invoke(lay, "--ifuslot", "53", "--amp", "RL")

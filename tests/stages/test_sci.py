@@ -248,6 +248,49 @@ def test_missing_calibration_fails_its_unit_only(reduced, tmp_path):
     assert good is not None and good["status"] == "done"
 
 
+def test_missing_background_model_is_said_once_and_recorded(reduced, tmp_path):
+    """A unit whose amps have no background model is reduced without one: the multi header
+    (BACKMOD none, BACKMISS), the done marker (counts, notes) and one console line for the stage
+    run say so; when the models are back, the unit is stale and a rerun redoes it with them."""
+    from hetred.cli import cli
+    from hetred.jobs.units import read_marker, unit_state
+
+    lay = reduced.layout
+    uid = f"{reduced.datevobs}_exp01_{SLOTS[0]:03d}"
+    models = [next(lay.glob("bgmodel", month=MONTH, bgkind="sci", ifuslot=SLOTS[0], amp=a)) for a in ("LL", "LU")]
+    hidden = [tmp_path / m.name for m in models]
+    args = ["--raw", str(lay.raw), "--red", str(lay.red), "sci", "--shot", reduced.datevobs, "--exp", "1",
+            "--ifuslot", f"{SLOTS[0]:03d}"]
+    for m, h in zip(models, hidden):
+        shutil.move(m, h)
+    try:
+        r = CliRunner().invoke(cli, args + ["--overwrite"])
+    finally:
+        for m, h in zip(models, hidden):
+            shutil.move(h, m)
+    assert r.exit_code == 0, r.output
+    lines = [x for x in r.output.splitlines() if "background" in x]
+    slot = f"{SLOTS[0]:03d}"
+    assert lines == [f"sci: no background model (reduced without one): {slot}LL: sci, {slot}LU: sci"]
+    marker = read_marker(lay, "sci", uid)
+    assert marker["counts"]["amps"]["LL"]["background"] == "none"
+    assert marker["counts"]["amps"]["LL"]["background_missing"] == "sci"
+    assert marker["counts"]["amps"]["RL"]["background"] == "sci:1.000"
+    assert marker["notes"] == {"no background model (reduced without one)": [f"{SLOTS[0]:03d}LL: sci",
+                                                                              f"{SLOTS[0]:03d}LU: sci"]}
+    multi = next(p for p in marker["outputs"] if "/multi_" in p and p.endswith("_LL.fits"))
+    h = fits.getheader(multi)
+    assert h["BACKMOD"] == "none" and h["BACKMISS"] == "sci" and h["BACKWANT"] == "sci:1.000"
+    # the models are back: the unit is stale and a plain rerun redoes it with them
+    st = unit_state(lay, "sci", uid)
+    assert st.status == "stale" and models[0].name in st.why
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0 and "background" not in r.output, r.output
+    h = fits.getheader(multi)
+    assert h["BACKMOD"] == "sci:1.000" and h["BACKMISS"] == "none"
+    assert unit_state(lay, "sci", uid).status == "done"
+
+
 def test_bad_frame_fails_with_one_line_naming_it(reduced):
     from dataclasses import replace
 

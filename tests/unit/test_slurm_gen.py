@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from hetred.cli import cli
-from hetred.errors import HetredError
+from hetred.errors import EmptyUnit, HetredError
 from hetred.jobs import registry, slurm
 from hetred.jobs.units import UnitOutcome, run_unit
 from hetred.layout import Layout
@@ -223,6 +223,77 @@ def test_rerun_failed_selects_failed_and_missing(env):
     _mark(lay, "bias", "201801_053_RU", True)
     r = gen(tmp, "bias", MONTH, "--rerun-failed", "--profile", "local")
     assert r.exit_code == 0 and not (jobdir(tmp, "bias") / "bias_201801_rerun_001").exists()
+
+
+def test_rerun_failed_selects_stale_units_and_what_depends_on_reruns(env):
+    """--rerun-failed also selects stale units (an input changed), and settled units of later
+    stages that depend on a file a rerun rewrites (or may write: a missing master bias while a
+    bias unit is rerun), not those depending on what no rerun touches; empty units stay."""
+    from hetred.io.atomic import write_text_atomic
+
+    tmp, tl = env
+    lay = Layout(tmp / "raw", tmp / "red")
+    assert gen(tmp, "bias,twical", MONTH, "--from-list", str(tl), "--profile", "local").exit_code == 0
+    mb = {a: lay.path("masterbias", month=MONTH, specid=320, contid="0059", amp=a) for a in ("LL", "LU")}
+    flat = lay.path("pixelflat", specid=320, amp="LL")
+
+    def made(stage, uid, out=None, deps=()):
+        def fn():
+            if out is not None:
+                write_text_atomic(out, "x")
+            return UnitOutcome(outputs=[str(out)] if out else [], depends=[str(d) for d in deps])
+        assert run_unit(lay, stage, uid, fn, overwrite=True).status == "done"
+
+    made("bias", "201801_053_LL", mb["LL"])
+    made("bias", "201801_053_LU", mb["LU"])
+    run_unit(lay, "bias", "201801_053_RL", lambda: (_ for _ in ()).throw(EmptyUnit("no zro")))
+    run_unit(lay, "bias", "201801_053_RU", lambda: (_ for _ in ()).throw(EmptyUnit("no zro")))
+    made("twical-reduce", "20180110v003_exp01_053_LL", deps=[mb["LL"], flat])     # flat: None
+    made("twical-reduce", "20180110v003_exp02_053_LL", deps=[mb["LL"], flat])
+    made("twical-reduce", "20180110v003_exp01_053_LU", deps=[mb["LU"]])
+    made("twical-reduce", "20180110v003_exp02_053_LU", deps=[mb["LU"]])
+    for uid in ("201801_053_LL", "201801_053_LU"):
+        made("twical-combine", uid)
+    made("twical-a2a", MONTH)
+
+    def listed(stage):
+        f = jobdir(tmp, stage) / f"{stage}_201801_rerun_001"
+        return [" ".join(x.split()[-4:]) for x in f.read_text().splitlines()] if f.exists() else []
+
+    r = gen(tmp, "bias,twical", MONTH, "--rerun-failed", "--profile", "local")
+    assert r.exit_code == 0 and not listed("bias") and not listed("twical-reduce"), r.output
+    # the master bias of LU rewritten: bias LU is not stale (it wrote it), the LU twilights are
+    write_text_atomic(mb["LU"], "another master bias")
+    r = gen(tmp, "bias,twical", MONTH, "--rerun-failed", "--profile", "local")
+    assert r.exit_code == 0, r.output
+    assert not listed("bias")
+    assert listed("twical-reduce") == ["--amp LU --exposure 20180110v003_exp01",
+                                       "--amp LU --exposure 20180110v003_exp02"]
+    assert listed("twical-combine") == []
+    assert "--overwrite" in (jobdir(tmp, "twical-a2a") / "twical-a2a_201801_rerun_001").read_text()
+    for uid in ("20180110v003_exp01_053_LU", "20180110v003_exp02_053_LU"):
+        made("twical-reduce", uid, deps=[mb["LU"]])
+    # the LL master bias gone: bias LL is stale and rerun; the LL twilights depend on what it
+    # rewrites (its last done marker's output); the empty RL, RU units stay empty
+    mb["LL"].unlink()
+    r = gen(tmp, "bias,twical", MONTH, "--rerun-failed", "--profile", "local")
+    assert r.exit_code == 0, r.output
+    assert [x.split()[-1] for x in listed("bias")] == ["LL"]
+    assert listed("twical-reduce") == ["--amp LL --exposure 20180110v003_exp01",
+                                       "--amp LL --exposure 20180110v003_exp02"]
+    # a failed bias unit (outputs unknown) may write a master bias a twilight looked for in vain
+    write_text_atomic(mb["LL"], "x")
+    made("bias", "201801_053_LL", mb["LL"])
+    for uid in ("20180110v003_exp01_053_LL", "20180110v003_exp02_053_LL"):
+        made("twical-reduce", uid, deps=[mb["LL"], flat])
+    mb_rl = lay.path("masterbias", month=MONTH, specid=320, contid="0059", amp="RL")
+    made("twical-reduce", "20180110v003_exp01_053_LU", deps=[mb["LU"], mb_rl])
+    run_unit(lay, "bias", "201801_053_RL", lambda: (_ for _ in ()).throw(HetredError("broken")), overwrite=True)
+    r = gen(tmp, "bias,twical", MONTH, "--rerun-failed", "--profile", "local")
+    assert [x.split()[-1] for x in listed("bias")] == ["RL"]
+    # the LU twilight that looked for the RL master bias; not the LL ones (their missing pixel
+    # flat is not written by any stage rerun here)
+    assert listed("twical-reduce") == ["--amp LU --exposure 20180110v003_exp01"]
 
 
 def test_stale_job_files_are_removed(env):

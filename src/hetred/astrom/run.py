@@ -241,7 +241,8 @@ def run_astrom(layout: Layout, unit: AstromUnit, settings: AstromSettings | None
     counts["timings"] = {"inputs": round(t1 - t0, 3), "stars": round(t2 - t1, 3), "solve": round(t3 - t2, 3),
                          "write": round(t4 - t3, 3), "solve_steps": sol.timings}
     inputs = sorted({str(p) for e in exposures for p in e.files.values()})
-    return UnitOutcome(outputs=outputs, inputs=inputs, counts=counts)
+    # depends: the CoFeS images, so a shot whose images are made again is redone
+    return UnitOutcome(outputs=outputs, inputs=inputs, counts=counts, depends=inputs)
 
 
 def _offset(settings: AstromSettings, from_images: tuple[float, float] | None, warnings: list[str]

@@ -26,7 +26,7 @@ from hetred.background.frames import combine_frames, month_index, read_frames
 from hetred.background.model import build_model
 from hetred.background.products import write_products, write_qa
 from hetred.background.settings import KINDS, RAWTYPE, STAGE, BgSettings
-from hetred.errors import HetredError
+from hetred.errors import EmptyUnit, HetredError
 from hetred.io.framestack import FrameStack
 from hetred.jobs.units import UnitOutcome
 from hetred.layout import Layout
@@ -42,7 +42,12 @@ def run_bgmodel(layout: Layout, month: str, ifuslot: int, amp: str, kind: str,
                 settings: BgSettings | None = None) -> UnitOutcome:
     """Build the background model of one month x IFU slot x amp x kind (module docstring).
 
-    Raises :class:`HetredError` (one line) when no frame of the unit passes the kind's cut.
+    Nothing to do in the data (:class:`EmptyUnit`, an *empty* unit, not a failure): the month's
+    tarlist has no frame of the kind's type for the amp, or every frame read is outside the
+    kind's level cut (a dark month has no ``bri`` frames); the empty marker records the levels
+    seen and depends on the tarlist and master biases, so a rerun re-evaluates it when they
+    change. Raises :class:`HetredError` (one line, failed) when frames could not be used for
+    another reason (unreadable, no master bias, another SPECID) and none is left.
     """
 
     s = settings or BgSettings()
@@ -51,8 +56,10 @@ def run_bgmodel(layout: Layout, month: str, ifuslot: int, amp: str, kind: str,
                           f"{', '.join(ampgeom.AMPS)}, got {kind!r}, {amp!r}")
     slot, uid, t0 = f"{int(ifuslot):03d}{amp}", unit_id(month, ifuslot, amp, kind), time.perf_counter()
     entries = month_index(layout, month).get((int(ifuslot), amp, RAWTYPE[kind]), [])
+    tarlist = layout.path("tarlist", month=month)
     if not entries:
-        raise HetredError(f"no {RAWTYPE[kind]} frames for {slot} in the {month} tarlist")
+        raise EmptyUnit(f"no {RAWTYPE[kind]} frames for {slot} in the {month} tarlist",
+                        counts={"kind": kind, "cut": s.cut_text(kind), "read": 0, "used": 0}, depends=[tarlist])
     timings = {}
     with FrameStack(s.tmpdir) as stack:
         records, biases = read_frames(layout, month, amp, kind, entries, stack, s)
@@ -62,8 +69,17 @@ def run_bgmodel(layout: Layout, month: str, ifuslot: int, amp: str, kind: str,
             if r.specid != specid:
                 r.verdict, r.note = "other_specid", f"SPECID {r.specid:03d}, the unit's {specid:03d}"
         used = [r for r in used if r.verdict == "used"]
+        bias_files = [layout.path("masterbias", month=month, specid=sp, contid=ct, amp=amp) for sp, ct in biases]
         if not used:
             levels = [r.level for r in records if np.isfinite(r.central)]
+            if records and all(r.verdict == "outside_cut" for r in records):
+                raise EmptyUnit(
+                    f"no {kind} frames with {s.cut_text(kind)} for {slot} in {month} ({len(records)} read, "
+                    f"levels {min(levels):.3g}-{max(levels):.3g})",
+                    counts={"kind": kind, "cut": s.cut_text(kind), "read": len(records), "used": 0,
+                            "levels": [round(min(levels), 4), round(max(levels), 4)],
+                            "frames": [{"member": r.member, "level": round(r.level, 5)} for r in records]},
+                    depends=[tarlist, *bias_files])
             why = [f"{len(records)} read"] + ([f"levels {min(levels):.3g}-{max(levels):.3g}"] if levels else [])
             why += [f"{n} {v}" for v, n in sorted(Counter(r.verdict for r in records).items())
                     if v != "outside_cut"]
@@ -99,4 +115,5 @@ def run_bgmodel(layout: Layout, month: str, ifuslot: int, amp: str, kind: str,
         "method": info.method, **info.counts,
         "timings": {k: round(v, 3) for k, v in timings.items()},
     }
-    return UnitOutcome(outputs=outputs, inputs=[r.source for r in records], counts=counts)
+    return UnitOutcome(outputs=outputs, inputs=[r.source for r in records], counts=counts,
+                       depends=[str(p) for p in bias_files])

@@ -29,7 +29,7 @@ from hetred.bias.frames import FrameRecord, combine_stack, read_frames, zro_entr
 from hetred.bias.masterbias import make_master
 from hetred.bias.products import write_frames_table, write_products, write_qa
 from hetred.bias.settings import BiasSettings
-from hetred.errors import HetredError
+from hetred.errors import EmptyUnit, HetredError
 from hetred.io.framestack import FrameStack
 from hetred.jobs.units import UnitOutcome
 from hetred.layout import Layout
@@ -45,7 +45,10 @@ def run_bias(layout: Layout, month: str, ifuslot: int, amp: str,
              settings: BiasSettings | None = None) -> UnitOutcome:
     """Build the master bias(es) of one month x IFU slot x amp; see the module docstring.
 
-    Raises :class:`HetredError` (one line) when the unit has no zro frames or none usable.
+    A unit whose slot and amp have no zro frame in the month's tarlist has nothing to do
+    (:class:`EmptyUnit`: an empty marker, not a failure; the stages that need its master bias
+    fail and name it). Raises :class:`HetredError` (one line, failed) when none of its zro
+    frames is usable.
     """
     s = settings or BiasSettings()
     if amp not in ampgeom.AMPS:
@@ -53,8 +56,9 @@ def run_bias(layout: Layout, month: str, ifuslot: int, amp: str,
     t0 = time.perf_counter()
     entries = zro_entries(layout, month, ifuslot, amp)
     if not entries:
-        raise HetredError(f"no zro frames for IFU slot {ifuslot:03d} amp {amp} in the {month} tarlist "
-                          f"({layout.path('tarlist', month=month)})")
+        tarlist = layout.path("tarlist", month=month)
+        raise EmptyUnit(f"no zro frames for IFU slot {ifuslot:03d} amp {amp} in the {month} tarlist ({tarlist})",
+                        counts={"frames": 0}, depends=[tarlist])
     timings: dict[str, float] = {}
     with FrameStack(s.tmpdir) as stack:
         records = read_frames(layout, entries, stack, s)

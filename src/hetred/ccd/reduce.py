@@ -118,9 +118,28 @@ class ReducedAmp:
     overscan: float              #: ADU
     level: float                 #: vred xbn = central biweight / 25 (ADU, flat-divided)
     notes: dict = field(default_factory=dict)   #: provenance: files used, weights
+    #: the calibration files looked for (master bias, pixel flat, background models), present or
+    #: not: a unit's ``depends`` (hetred.jobs.units), so it is redone when one appears or changes
+    depends: list[str] = field(default_factory=list)
 
 
-def _background(layout: Layout, month: str, raw: RawAmp, xbn: float, notes: dict) -> np.ndarray | None:
+def missing_notes(red: ReducedAmp, name: str) -> dict[str, list[str]]:
+    """What a user should hear about the calibrations of one reduced amp (``name``, e.g.
+    ``053LL``), for a unit's notes: background models the month lacks (their weight went to the
+    others, or the frame was reduced without one) and a missing pixel flat."""
+    out: dict[str, list[str]] = {}
+    n = red.notes
+    if n.get("background") == "none":
+        out["no background model (reduced without one)"] = [f"{name}: {n.get('background_missing', '')}"]
+    elif n.get("background_missing"):
+        out["background models missing (weights given to the others)"] = [f"{name}: {n['background_missing']}"]
+    if n.get("pixelflat") == "none":
+        out["no pixel flat (flat = 1)"] = [name]
+    return out
+
+
+def _background(layout: Layout, month: str, raw: RawAmp, xbn: float, notes: dict,
+                depends: list[str]) -> np.ndarray | None:
     """vred's level-weighted blend of the month's models (raw orientation, ADU per unit level),
     times ``xbn``; None when the month has none of the models the level asks for."""
     wts = dict(zip(BACK_KINDS, background_weights(xbn)))
@@ -129,6 +148,7 @@ def _background(layout: Layout, month: str, raw: RawAmp, xbn: float, notes: dict
         if wt > 0:
             p = layout.path("bgmodel", month=month, bgkind=kind, specid=raw.specid, ifuslot=raw.ifuslot,
                             amp=raw.amp)
+            depends.append(str(p))
             if p.exists():
                 models[kind] = (wt, read_image(p))
     notes["background_wanted"] = ",".join(f"{k}:{w:.3f}" for k, w in wts.items() if w > 0)
@@ -161,6 +181,7 @@ def reduce_amp(layout: Layout, month: str, raw: RawAmp, *, use_flat: bool = True
     gain = header_value(raw, "GAIN")
     read_noise = header_value(raw, "RDNOISE")
     mb_path = master_bias_path(layout, month, raw)
+    depends = [str(mb_path)]
     if not mb_path.exists():
         raise HetredError(f"no master bias {mb_path.relative_to(layout.red)} for {raw.source} "
                           f"(run hetred bias {month})")
@@ -173,6 +194,8 @@ def reduce_amp(layout: Layout, month: str, raw: RawAmp, *, use_flat: bool = True
     arr -= F32(overscan)
     arr -= mbias
     fl_path = layout.path("pixelflat", specid=raw.specid, amp=amp)
+    if use_flat:
+        depends.append(str(fl_path))
     if use_flat and fl_path.exists():
         flat = read_image(fl_path)
         notes["pixelflat"] = fl_path.name
@@ -185,7 +208,7 @@ def reduce_amp(layout: Layout, month: str, raw: RawAmp, *, use_flat: bool = True
         np.divide(arr, flat_raw, out=arr, where=good)
     arr[~good] = 0.0
     xbn = float(biweight(arr[LEVEL_REGION, LEVEL_REGION])[0]) / XNORM
-    back = _background(layout, month, raw, xbn, notes) if background else None
+    back = _background(layout, month, raw, xbn, notes, depends) if background else None
     if back is None:
         back = np.zeros_like(arr)
         if not background:
@@ -203,4 +226,4 @@ def reduce_amp(layout: Layout, month: str, raw: RawAmp, *, use_flat: bool = True
     back *= F32(gain)
     return ReducedAmp(image, mask_o, np.asarray(flat), np.asarray(flat_raw),
                       np.ascontiguousarray(ampgeom.orient(back, amp, ampname)), gain, read_noise,
-                      overscan, xbn, notes)
+                      overscan, xbn, notes, depends)

@@ -100,6 +100,10 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("hetred: aborted", err=True)
         sys.exit(130)
+    except click.UsageError as err:      # a bad option or value: one line, and where the help is
+        where = f" (see '{err.ctx.command_path} -h')" if err.ctx is not None else ""
+        click.echo(f"hetred: error: {err.format_message()}{where}", err=True)
+        sys.exit(err.exit_code)
     except click.ClickException as err:
         err.show()
         sys.exit(err.exit_code)

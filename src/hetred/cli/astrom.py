@@ -14,6 +14,7 @@ from hetred.cli.common import (
     get_config,
     report_unit,
     stage_entries,
+    status_cell,
     track,
     unit_counts,
 )
@@ -105,7 +106,8 @@ def command(ctx: click.Context, month: str | None, shot: str | None, catalog: st
     entries = stage_entries(layout, the_month, dry_run) if the_month.isdigit() else None
     units = astrom_units(layout, month=month, shot=shot, entries=entries)
     if not units:
-        raise HetredError(f"no science shot for {shot or month} in the tarlist: nothing to do")
+        console.print(f"no science shot for {shot or month} in the tarlist: nothing to do", highlight=False)
+        return
     if dry_run:
         for u in units:
             state = "done (would skip)" if is_done(layout, STAGE, u.unit) and not overwrite else "to do"
@@ -117,8 +119,8 @@ def command(ctx: click.Context, month: str | None, shot: str | None, catalog: st
         return
     results: list[UnitResult] = []
     if jobs > 1 and len(units) > 1:
-        from concurrent.futures import ProcessPoolExecutor
-        with ProcessPoolExecutor(jobs) as pool:
+        from hetred.jobs.workers import process_pool
+        with process_pool(jobs) as pool:
             futs = [pool.submit(_job, layout, u, settings, overwrite, catalog, fplane) for u in units]
             for f in track(futs, "astrom", total=len(futs), quiet=quiet):
                 results.append(f.result())
@@ -126,7 +128,7 @@ def command(ctx: click.Context, month: str | None, shot: str | None, catalog: st
         for u in track(units, "astrom", total=len(units), quiet=quiet):
             results.append(_job(layout, u, settings, overwrite, catalog, fplane))
     for r in results:
-        if r.status == "skipped":
+        if r.status in ("skipped", "running"):
             report_unit(r, quiet=quiet)
     if not quiet:
         _summary(layout, results)
@@ -160,8 +162,7 @@ def _summary(layout, results) -> None:
         if counts and "ra" in counts:
             row = [f"{counts['ra']:.6f} {counts['dec']:.6f} {counts['pa']:.4f}",
                    "/".join(str(n) for n in counts["pairs"]), " ".join(f"{v:.3f}" for v in counts["norm"])]
-        style = {"done": "green", "skipped": "dim", "failed": "red"}[r.status]
-        table.add_row(r.unit, *row, f"{seconds:.0f}", f"[{style}]{r.status}[/{style}]")
+        table.add_row(r.unit, *row, f"{seconds:.0f}", status_cell(r.status))
     console.print(table)
     for r in results:
         counts, _ = unit_counts(layout, r)

@@ -14,10 +14,10 @@ from hetred.cli.common import (
     parse_slot,
     report_unit,
     stage_entries,
+    status_cell,
     track,
     unit_counts,
 )
-from hetred.errors import HetredError
 from hetred.jobs.units import UnitResult, is_done, read_marker, run_unit
 from hetred.virus.amp import AMPS
 
@@ -69,8 +69,10 @@ def command(ctx: click.Context, month: str, ifuslots: tuple[str, ...], amps: tup
     default) or Karl's imgetgap nodes below, between and above the fiber blocks (--method karl);
     a unit done with the other method is redone.
     Products go to lib_calib/lib_back/MONTH/KIND/ (raw orientation) with a QA plot; finished
-    units are skipped unless --overwrite; a unit with no frame passing its cut fails with one
-    line and the others go on.
+    units are skipped unless --overwrite. A unit with no frame inside its cut (the bri units of
+    a dark month) is empty: nothing to do, not a failure; a unit whose frames cannot be used
+    (no master bias, unreadable) fails with one line and the others go on. The exit status is 0
+    when every unit is done or empty.
     """
     from hetred.background import run as bg
     from hetred.background.frames import index_frames
@@ -90,7 +92,8 @@ def command(ctx: click.Context, month: str, ifuslots: tuple[str, ...], amps: tup
     slots = sorted({parse_slot(s) for s in ifuslots}) or sorted({k[0] for k in index})
     units = [(s, a, k) for s in slots for a in amp_list for k in kind_list]
     if not units:
-        raise HetredError(f"no sci or twi frames in the {month} tarlist: nothing to do")
+        console.print(f"no sci or twi frames in the {month} tarlist: nothing to do", highlight=False)
+        return
 
     if dry_run:
         _dry_run(layout, month, units, index, overwrite, bg, settings)
@@ -103,7 +106,7 @@ def command(ctx: click.Context, month: str, ifuslots: tuple[str, ...], amps: tup
         result = run_unit(layout, STAGE, uid,
                           lambda s=slot, a=amp, k=kind: bg.run_bgmodel(layout, month, s, a, k, settings),
                           overwrite=redo)
-        if result.status == "skipped":
+        if result.status in ("skipped", "running"):
             report_unit(result, quiet=quiet)
         results.append(result)
     if not quiet:
@@ -138,7 +141,7 @@ def _dry_run(layout, month, units, index, overwrite, bg, settings) -> None:
         uid = bg.unit_id(month, slot, amp, kind)
         entries = index.get((slot, amp, RAWTYPE[kind]), [])
         if not entries:
-            click.echo(f"{uid}: no {RAWTYPE[kind]} frames (would fail)")
+            click.echo(f"{uid}: no {RAWTYPE[kind]} frames (empty: nothing to do)")
             continue
         done = _marker_method(layout, STAGE, uid)
         state = ("to do" if done is None or overwrite else "done (would skip)" if done == settings.method
@@ -165,7 +168,8 @@ def _dry_run(layout, month, units, index, overwrite, bg, settings) -> None:
 
 
 def _summary(layout, month: str, results, stage: str) -> None:
-    table = Table(title=f"hetred bgmodel {month}")
+    table = Table(title=f"hetred bgmodel {month}",
+                  caption="empty: no frame of the kind in the month, or none inside its level cut")
     for col, just in (("unit", "left"), ("read", "right"), ("used", "right"), ("levels", "right"),
                       ("time s", "right"), ("status", "left")):
         table.add_column(col, justify=just)
@@ -177,6 +181,9 @@ def _summary(layout, month: str, results, stage: str) -> None:
             lv = counts.get("levels")
             if lv:
                 levels = f"{lv[0]:.3g}-{lv[1]:.3g}"
-        style = {"done": "green", "skipped": "dim", "failed": "red"}[r.status]
-        table.add_row(r.unit, read, used, levels, f"{seconds:.2f}", f"[{style}]{r.status}[/{style}]")
+        table.add_row(r.unit, read, used, levels, f"{seconds:.2f}", status_cell(r.status))
     console.print(table)
+    empty = [r for r in results if r.status == "empty"]
+    if empty:
+        console.print(f"{len(empty)} empty unit(s): nothing to do in the data, not a failure "
+                      f"(first: {empty[0].unit}: {empty[0].message})", highlight=False, soft_wrap=True)

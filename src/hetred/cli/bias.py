@@ -4,9 +4,19 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from hetred.cli.common import check_month, console, get_config, parse_slot, report_unit, stage_entries, track
-from hetred.errors import HetredError, RawReadError
-from hetred.jobs.units import UnitResult, read_marker, run_unit
+from hetred.cli.common import (
+    check_month,
+    console,
+    get_config,
+    parse_slot,
+    report_unit,
+    stage_entries,
+    status_cell,
+    track,
+    unit_counts,
+)
+from hetred.errors import RawReadError
+from hetred.jobs.units import UnitResult, run_unit
 from hetred.virus.amp import AMPS
 
 EXAMPLES = """
@@ -41,6 +51,8 @@ def command(ctx: click.Context, month: str, ifuslots: tuple[str, ...], amps: tup
     when missing) are measured, the good ones combined per controller with Karl's biweight,
     smoothed with a 1x7 biweight box and cleaned of charge traps. Products go to
     lib_calib/lib_mbias/MONTH/ (raw orientation); finished units are skipped unless --overwrite.
+    A slot and amp without zro frames in the month is empty (nothing to do, exit 0; the stages
+    that need its master bias fail and name it); a unit none of whose frames is usable fails.
     """
     from hetred.bias.frames import index_zro
     from hetred.bias.run import run_bias, unit_id
@@ -57,7 +69,8 @@ def command(ctx: click.Context, month: str, ifuslots: tuple[str, ...], amps: tup
     slots = sorted({parse_slot(s) for s in ifuslots}) or sorted({k[0] for k in index})
     units = [(s, a) for s in slots for a in amp_list]
     if not units:
-        raise HetredError(f"no zro frames in the {month} tarlist: nothing to do")
+        console.print(f"no zro frames in the {month} tarlist: nothing to do", highlight=False)
+        return
 
     if dry_run:
         _dry_run(layout, month, units, index, unit_id, overwrite)
@@ -69,7 +82,7 @@ def command(ctx: click.Context, month: str, ifuslots: tuple[str, ...], amps: tup
         result = run_unit(layout, STAGE, uid,
                           lambda s=slot, a=amp: run_bias(layout, month, s, a, settings),
                           overwrite=overwrite)
-        if result.status == "skipped":
+        if result.status in ("skipped", "empty", "running"):
             report_unit(result, quiet=quiet)
         results.append((result, (slot, amp)))
     if not quiet:
@@ -89,7 +102,7 @@ def _dry_run(layout, month, units, index, unit_id, overwrite) -> None:
         uid = unit_id(month, slot, amp)
         entries = index.get((slot, amp), [])
         if not entries:
-            click.echo(f"{uid}: no zro frames (would fail)")
+            click.echo(f"{uid}: no zro frames (empty: nothing to do)")
             continue
         done = is_done(layout, "bias", uid) and not overwrite
         click.echo(f"{uid}: {len(entries)} zro frames, {'done (would skip)' if done else 'to do'}")
@@ -118,18 +131,12 @@ def _summary(layout, month: str, results, stage: str) -> None:
                       ("time s", "right"), ("status", "left")):
         table.add_column(col, justify=just)
     for r, _ in results:
-        counts = r.outcome.counts if r.outcome is not None else None
-        seconds = r.seconds
-        if counts is None and r.status == "skipped":
-            marker = read_marker(layout, stage, r.unit) or {}
-            counts = marker.get("counts")
-            seconds = marker.get("seconds", 0.0)
+        counts, seconds = unit_counts(layout, r)
         used = rej = traps = "-"
         if counts:
             used = str(counts.get("used", "-"))
             rejected = counts.get("rejected", {})
             rej = str(sum(rejected.values())) if isinstance(rejected, dict) else "-"
             traps = str(counts.get("ntraps", "-"))
-        style = {"done": "green", "skipped": "dim", "failed": "red"}[r.status]
-        table.add_row(r.unit, used, rej, traps, f"{seconds:.2f}", f"[{style}]{r.status}[/{style}]")
+        table.add_row(r.unit, used, rej, traps, f"{seconds:.2f}", status_cell(r.status))
     console.print(table)

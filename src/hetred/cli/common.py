@@ -37,20 +37,77 @@ def track(items: Iterable[T], description: str, total: int | None = None,
             progress.advance(task)
 
 
+#: the colour of each unit status in the summary tables
+STATUS_STYLE = {"done": "green", "skipped": "dim", "empty": "yellow", "failed": "red", "running": "cyan"}
+
+
+def status_cell(status: str) -> str:
+    """A unit's status, coloured for a rich table."""
+    style = STATUS_STYLE.get(status, "")
+    return f"[{style}]{status}[/{style}]" if style else status
+
+
 def report_unit(result: UnitResult, quiet: bool = False) -> None:
-    """One line about a unit that did not simply finish (skipped or failed)."""
+    """One line about a unit that did not simply finish: skipped, empty (nothing to do), failed,
+    or running elsewhere (the last always: ``hetred run`` reads it)."""
     if result.status == "skipped" and not quiet:
         err_console.print(f"[dim]{result.stage} {result.unit}: {result.message}[/dim]")
+    elif result.status == "empty" and not quiet:
+        err_console.print(f"[yellow]{result.stage} {result.unit} empty:[/yellow] {result.message}",
+                          highlight=False)
+    elif result.status == "running":
+        err_console.print(f"{result.stage} {result.unit}: {result.message}", highlight=False, soft_wrap=True)
     elif result.status == "failed":
         err_console.print(f"[red]{result.stage} {result.unit} failed:[/red] {result.message}",
                           highlight=False)
 
 
-def check_month(month: str) -> str:
-    """MONTH as YYYYMM, or a one-line error."""
-    if len(month) != 6 or not month.isdigit():
-        raise HetredError(f"MONTH must be YYYYMM, got {month!r}")
-    return month
+def report_notes(stage: str, results: Iterable[UnitResult], layout=None, quiet: bool = False) -> None:
+    """The units' notes (e.g. background models missing for some amps), once for the stage run:
+    of the units done now and, with ``layout``, of those skipped (from their done markers)."""
+    from hetred.jobs.units import format_notes, merge_notes, read_marker
+
+    if quiet:
+        return
+    notes = []
+    for r in results:
+        if r.outcome is not None:
+            notes.append(r.outcome.notes)
+        elif r.status == "skipped" and layout is not None:
+            notes.append((read_marker(layout, r.stage, r.unit) or {}).get("notes"))
+    for line in format_notes(stage, merge_notes(notes)):
+        console.print(line, highlight=False, soft_wrap=True)
+
+
+def check_stage_settings(cfg: Config, specs) -> None:
+    """Parse the settings of every selected stage before any unit runs or job is written:
+    a bad ``[stages.X]`` value is one line naming the config file and the table."""
+    from hetred.jobs.registry import check_settings
+
+    try:
+        check_settings(specs, cfg.stages)
+    except HetredError as err:
+        raise HetredError(f"{cfg.file}: {err}" if cfg.file else str(err)) from None
+
+
+def check_month(month: str, what: str = "MONTH") -> str:
+    """MONTH as YYYYMM (month 01-12), or a one-line error."""
+    from hetred.virus.ids import check_month as _check
+
+    try:
+        return _check(month, what)
+    except ValueError as err:
+        raise HetredError(str(err)) from None
+
+
+def check_night(night: str, what: str = "--night") -> str:
+    """A night as YYYYMMDD (a calendar date), or a one-line error."""
+    from hetred.virus.ids import check_night as _check
+
+    try:
+        return _check(night, what)
+    except ValueError as err:
+        raise HetredError(str(err)) from None
 
 
 def parse_slot(value: str) -> int:
@@ -65,7 +122,8 @@ def parse_slot(value: str) -> int:
 
 
 def exit_on_failures(ctx: click.Context, results: Iterable[UnitResult]) -> None:
-    """One ``hetred: error: STAGE UNIT: reason`` line per failed unit on stderr; exit 1 if any."""
+    """One ``hetred: error: STAGE UNIT: reason`` line per failed unit on stderr; exit 1 if any
+    (done, skipped, empty and running-elsewhere units are not failures)."""
     failed = [r for r in results if r.status == "failed"]
     for r in failed:
         click.echo(f"hetred: error: {r.stage} {r.unit}: {r.message}", err=True)
@@ -74,15 +132,19 @@ def exit_on_failures(ctx: click.Context, results: Iterable[UnitResult]) -> None:
 
 
 def unit_counts(layout, result: UnitResult) -> tuple[dict | None, float]:
-    """(counts, seconds) of a unit for a summary table: from its outcome, or for a skipped unit
-    from its done marker."""
-    from hetred.jobs.units import read_marker
+    """(counts, seconds) of a unit for a summary table: from its outcome, or for a skipped or
+    empty unit from its done or empty marker."""
+    from hetred.jobs.units import read_empty, read_marker
 
     if result.outcome is not None:
         return result.outcome.counts, result.seconds
+    marker = None
     if result.status == "skipped":
-        marker = read_marker(layout, result.stage, result.unit) or {}
-        return marker.get("counts"), marker.get("seconds", 0.0)
+        marker = read_marker(layout, result.stage, result.unit)
+    elif result.status == "empty":
+        marker = read_empty(layout, result.stage, result.unit)
+    if marker is not None:
+        return marker.get("counts"), (result.seconds or marker.get("seconds", 0.0))
     return None, result.seconds
 
 

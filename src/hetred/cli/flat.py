@@ -4,9 +4,19 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from hetred.cli.common import console, exit_on_failures, get_config, report_unit, track
+from hetred.cli.common import (
+    check_month,
+    check_night,
+    console,
+    exit_on_failures,
+    get_config,
+    report_unit,
+    status_cell,
+    track,
+    unit_counts,
+)
 from hetred.errors import HetredError
-from hetred.jobs.units import UnitResult, is_done, read_marker, run_unit
+from hetred.jobs.units import UnitResult, is_done, run_unit
 from hetred.virus.amp import AMPS
 
 EXAMPLES = """
@@ -44,6 +54,8 @@ def command(ctx: click.Context, specid: int, ifuslots: tuple[int, ...], nights: 
     extracted and divided by its fiber model (1 beyond 3.5 px of a trace), and the frames are
     combined with Karl's biweight per pixel. Writes lib_calib/lib_pflat/pixelflat_cam*_*.fits
     (oriented) and then rebuilds lib_calib/lib_pflat/pix_mask.tab from every flat's mask boxes.
+    An amp with no frames, or whose frames are all too faint or saturated, is empty (nothing to
+    do in the data: no flat, exit 0); unreadable frames or frames without traces fail the unit.
     """
     from dataclasses import replace
 
@@ -58,19 +70,17 @@ def command(ctx: click.Context, specid: int, ifuslots: tuple[int, ...], nights: 
         s = replace(s, min_level=min_level)
     night_list = list(dict.fromkeys(nights))
     if month:
-        if len(month) != 6 or not month.isdigit():
-            raise HetredError(f"--month must be YYYYMM, got {month!r}")
+        check_month(month, "--month")
         night_list += [n for n in layout.nights_of_month(month) if n not in night_list]
     for n in night_list:
-        if len(n) != 8 or not n.isdigit():
-            raise HetredError(f"--night must be YYYYMMDD, got {n!r}")
+        check_night(n)
     if not night_list:
         raise HetredError("give --night or --month (no nights found)")
     amp_list = list(dict.fromkeys(amps)) or list(AMPS)
     frames = flat_run.find_frames(layout, night_list, specid, list(ifuslots) or None, s.kind_list)
-    if not frames:
-        raise HetredError(f"no {'/'.join(s.kind_list)} frames of camera {specid:03d} in "
-                          f"{', '.join(night_list)}")
+    if not frames and not quiet:     # every unit is empty: nothing to do in the data
+        console.print(f"no {'/'.join(s.kind_list)} frames of camera {specid:03d} in "
+                      f"{', '.join(night_list)}", highlight=False)
     if dry_run:
         for amp in amp_list:
             uid = flat_run.unit_id(specid, amp)
@@ -95,12 +105,11 @@ def command(ctx: click.Context, specid: int, ifuslots: tuple[int, ...], nights: 
         for col in ("unit", "frames", "dropped", "boxes", "time s", "status"):
             table.add_column(col)
         for r in results:
-            counts = r.outcome.counts if r.outcome else (read_marker(layout, flat_settings.STAGE, r.unit) or {}).get("counts")
+            counts, _ = unit_counts(layout, r)
             c = counts or {}
             drop = c.get("dropped", {})
-            style = {"done": "green", "skipped": "dim", "failed": "red"}[r.status]
             table.add_row(r.unit, str(c.get("used", "-")), str(sum(drop.values())) if drop else "0",
-                          str(c.get("nboxes", "-")), f"{r.seconds:.1f}", f"[{style}]{r.status}[/{style}]")
+                          str(c.get("nboxes", "-")), f"{r.seconds:.1f}", status_cell(r.status))
         console.print(table)
         console.print(f"{path}: {nbox} boxes", highlight=False)
     exit_on_failures(ctx, results)

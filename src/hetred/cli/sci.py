@@ -10,7 +10,9 @@ from hetred.cli.common import (
     exit_on_failures,
     get_config,
     parse_slot,
+    report_notes,
     report_unit,
+    status_cell,
     track,
     unit_counts,
 )
@@ -79,16 +81,20 @@ def command(ctx: click.Context, month: str | None, shot: str | None, exp: int | 
     units = sci_units(layout, month=month, shot=shot, exp=exp, ifuslots=slots or None)
     if not units:
         what = shot or month
-        raise HetredError(f"no science exposures for {what}"
-                          + (f" exposure {exp}" if exp else "") + (f" IFU slot(s) {slots}" if slots else "")
-                          + " in the tarlist: nothing to do")
+        if shot is not None and not _shot_listed(layout, shot):
+            raise HetredError(f"shot {shot} is not in the {shot[:6]} tarlist "
+                              f"({layout.path('tarlist', month=shot[:6])})")
+        console.print(f"no science exposures for {what}"
+                      + (f" exposure {exp}" if exp else "") + (f" IFU slot(s) {slots}" if slots else "")
+                      + " in the tarlist: nothing to do", highlight=False)
+        return
     if dry_run:
         _dry_run(layout, units, overwrite, STAGE)
         return
     results: list[UnitResult] = []
     if jobs > 1 and len(units) > 1:
-        from concurrent.futures import ProcessPoolExecutor
-        with ProcessPoolExecutor(jobs) as pool:
+        from hetred.jobs.workers import process_pool
+        with process_pool(jobs) as pool:
             futs = [pool.submit(_job, layout, u, settings, overwrite) for u in units]
             for f in track(futs, "sci", total=len(futs), quiet=quiet):
                 results.append(f.result())
@@ -100,13 +106,23 @@ def command(ctx: click.Context, month: str | None, shot: str | None, exp: int | 
         from hetred.sci.run import write_exposure_pngs
         pngs = write_exposure_pngs(layout, units)
     for r in results:
-        if r.status == "skipped":
+        if r.status in ("skipped", "running"):
             report_unit(r, quiet=quiet)
     if not quiet:
         _summary(layout, results, STAGE)
         for p in pngs:
             console.print(f"focal-plane PNG: {p}", highlight=False)
+    report_notes(STAGE, results, layout, quiet)
     exit_on_failures(ctx, results)
+
+
+def _shot_listed(layout, shot: str) -> bool:
+    """Whether the month's tarlist has any frame of the shot (of any type)."""
+    from hetred.lists.tarlist import month_entries
+    from hetred.virus.ids import parse_datevobs
+
+    night, obs = parse_datevobs(shot)
+    return any((e.night, e.obs) == (night, obs) for e in month_entries(layout, night[:6]))
 
 
 def _dry_run(layout, units, overwrite: bool, stage: str) -> None:
@@ -136,6 +152,5 @@ def _summary(layout, results, stage: str) -> None:
             shift = f"{min(sh):+.3f}..{max(sh):+.3f}"
             ncut = str(sum(v.get("ncut", 0) for v in a.values()))
             masked = str(sum(v.get("masked_columns", 0) for v in a.values()))
-        style = {"done": "green", "skipped": "dim", "failed": "red"}[r.status]
-        table.add_row(r.unit, amps, shift, ncut, masked, f"{seconds:.2f}", f"[{style}]{r.status}[/{style}]")
+        table.add_row(r.unit, amps, shift, ncut, masked, f"{seconds:.2f}", status_cell(r.status))
     console.print(table)

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from hetred.cli.common import console, get_config, parse_slot
+from hetred.cli.common import check_stage_settings, console, get_config, parse_slot
 from hetred.errors import HetredError
 
 EXAMPLES = """
@@ -46,7 +46,9 @@ min_wall, units_per_task, safety, hetred = the command, setup = shell lines).
 @click.option("--queue", help="Slurm partition (-p); default the profile's / [slurm] queue.")
 @click.option("--submit", is_flag=True, help="sbatch --parsable every script, stages chained with afterok.")
 @click.option("--dry-run", is_flag=True, help="Write and submit nothing; print what would be done.")
-@click.option("--rerun-failed", is_flag=True, help="Only units whose marker is failed or missing.")
+@click.option("--rerun-failed", is_flag=True,
+              help="Only units not done or empty (failed, missing, or stale: inputs changed), and the "
+                   "units that depend on what those rewrite.")
 @click.option("--after", "after", multiple=True, metavar="JOBID",
               help="The first stage waits for this Slurm job (afterok; repeatable).")
 @click.pass_context
@@ -72,6 +74,7 @@ def command(ctx: click.Context, stages: str, month: str | None, night: str | Non
     slurm_cfg = slurm.read_slurm_config(config_file)
     prof = slurm.settings(profile or slurm.default_profile_name(slurm_cfg), slurm_cfg, account, queue)
     specs = registry.resolve(stages)
+    check_stage_settings(cfg, specs)
     if units_per_job is not None and units_per_job < 1:
         raise HetredError("--units-per-job must be at least 1")
     for a in after:
@@ -87,17 +90,22 @@ def command(ctx: click.Context, stages: str, month: str | None, night: str | Non
     title = f"hetred slurm-gen {stages} {scope.label}" + (" --rerun-failed" if rerun_failed else "")
 
     rows, stage_jobs = [], []
+    reruns = runner.Reruns()
     rerun_groups: set[str] = set()
     for spec in specs:
         units = registry.enumerate_units(spec, scope)
-        done = [runner.unit_done(layout, u) for u in units]
+        states = [runner.unit_state(layout, u) for u in units]
         flags = [False] * len(units)
         if rerun_failed:
-            keep = [not d for d in done]
+            # not done or empty (failed, missing, stale), or depending on what a rerun rewrites
+            keep = [st.status not in ("done", "empty") or reruns.affects(layout, u)
+                    for u, st in zip(units, states)]
             if spec.aggregate and units and spec.group in rerun_groups:
                 keep, flags = [True] * len(units), [True] * len(units)   # its inputs are being redone
             sel = [i for i, k in enumerate(keep) if k]
             todo, flags = [units[i] for i in sel], [flags[i] for i in sel]
+            for u in todo:
+                reruns.add(layout, spec, u)
             if todo:
                 rerun_groups.add(spec.group)
         else:
@@ -107,8 +115,10 @@ def command(ctx: click.Context, stages: str, month: str | None, night: str | Non
         jobs = slurm.plan_stage(layout, spec, todo, prof, roots, scope.label, units_per_job,
                                 rerun=rerun_failed, overwrite=flags)
         stage_jobs.append(jobs)
-        rows.append((spec, len(units), sum(done), len(todo), jobs, slurm.stage_timing(layout, spec),
+        counts = {k: sum(st.status == k for st in states) for k in ("done", "empty", "stale")}
+        rows.append((spec, len(units), counts, len(todo), jobs, slurm.stage_timing(layout, spec),
                      scope.notes.get(spec.name, "")))
+    needs = {s.name: s.needs for s in registry.stages()}
 
     if cfg.verbosity >= 0:
         _summary(title, prof, rows)
@@ -126,7 +136,7 @@ def command(ctx: click.Context, stages: str, month: str | None, night: str | Non
                     click.echo(f"  ... {len(job.lines) - len(shown)} more (-v shows all lines and the script)")
                 if cfg.verbosity > 0:
                     click.echo(slurm.render_script(job, prof, title))
-        lines = slurm.dry_run_lines(stage_jobs, after)
+        lines = slurm.dry_run_lines(stage_jobs, after, needs)
         if lines:
             console.print("sbatch lines (--submit):", highlight=False)
             for line in lines:
@@ -148,7 +158,7 @@ def command(ctx: click.Context, stages: str, month: str | None, night: str | Non
     if not any(stage_jobs):
         console.print("nothing to submit", highlight=False)
         return
-    records = slurm.submit(layout, scope.label, stage_jobs, after, prof.name)
+    records = slurm.submit(layout, scope.label, stage_jobs, after, prof.name, needs=needs)
     for r in records:
         dep = f" after {':'.join(r['dependency'])}" if r["dependency"] else ""
         click.echo(f"submitted {r['name']}: {r['job_id']}{dep}")
@@ -159,15 +169,18 @@ def _summary(title: str, prof, rows) -> None:
     acct = prof.account or "none"
     table = Table(title=f"{title}\n{prof.name}: {prof.tasks} tasks/node, queue {prof.queue or 'default'}, "
                         f"account {acct}",
-                  caption="s/unit: median of (n) done markers, (0): the stage's default")
-    for col, just in (("stage", "left"), ("units", "right"), ("done", "right"), ("to run", "right"),
-                      ("jobs", "right"), ("tasks", "right"), ("s/unit", "right"), ("-t", "left")):
+                  caption="empty: nothing to do in the data; stale: done or empty once, inputs changed since "
+                          "(redone); s/unit: median of (n) done markers, (0): the stage's default")
+    for col, just in (("stage", "left"), ("units", "right"), ("done", "right"), ("empty", "right"),
+                      ("stale", "right"), ("to run", "right"), ("jobs", "right"), ("tasks", "right"),
+                      ("s/unit", "right"), ("-t", "left")):
         table.add_column(col, justify=just, no_wrap=True)
     notes = []
-    for spec, n, ndone, ntodo, jobs, timing, note in rows:
+    for spec, n, counts, ntodo, jobs, timing, note in rows:
         walls = sorted({j.wall for j in jobs})
         tasks = sorted({j.ntasks for j in jobs})
-        table.add_row(spec.name, str(n), str(ndone), str(ntodo), str(len(jobs)),
+        table.add_row(spec.name, str(n), str(counts["done"]), str(counts["empty"]), str(counts["stale"]),
+                      str(ntodo), str(len(jobs)),
                       "-" if not tasks else "-".join(map(str, (tasks[0], tasks[-1]) if len(tasks) > 1 else tasks)),
                       f"{timing.seconds:.0f} ({timing.measured})", "-" if not walls else walls[-1])
         if note:

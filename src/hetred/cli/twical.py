@@ -4,7 +4,16 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from hetred.cli.common import check_month, console, exit_on_failures, get_config, report_unit, track
+from hetred.cli.common import (
+    check_month,
+    console,
+    exit_on_failures,
+    get_config,
+    report_notes,
+    report_unit,
+    status_cell,
+    track,
+)
 from hetred.errors import HetredError
 from hetred.jobs.units import is_done, run_unit
 
@@ -38,7 +47,7 @@ def _reduce_job(layout, month, expo, solar, overwrite):
               help="Solar template (two columns: Å, flux) for the twilight wavelength zero point.")
 @click.option("--solar-fwhm", type=float, default=5.5, show_default=True,
               help="Resolution (Å FWHM) of the solar template.")
-@click.option("--jobs", "-j", type=int, default=1, show_default=True, help="Parallel reduce units.")
+@click.option("--jobs", "-j", type=click.IntRange(1), default=1, show_default=True, help="Parallel reduce units.")
 @click.option("--overwrite", is_flag=True, help="Redo units that are already done.")
 @click.option("--dry-run", is_flag=True, help="List the units; write nothing.")
 @click.pass_context
@@ -60,7 +69,10 @@ def command(ctx, month, ifuslots, amp_sel, exp_sel, step, solar, solar_fwhm, job
              and (not amp_sel or e.twi.amp in amp_sel)
              and (not exp_sel or f"{e.datevobs}_exp{e.twi.exp:02d}" in exp_sel)]
     if not expos:
-        raise HetredError(f"no twilight exposures in the {month} tarlist: nothing to do")
+        console.print(f"no twilight exposures in the {month} tarlist"
+                      + (" for the slots/amps/exposures asked for" if slots or amp_sel or exp_sel else "")
+                      + ": nothing to do", highlight=False)
+        return
     amps = sorted({(e.twi.ifuslot, e.twi.amp) for e in expos})
     template = None
     if solar and not dry_run:
@@ -79,8 +91,8 @@ def command(ctx, month, ifuslots, amp_sel, exp_sel, step, solar, solar_fwhm, job
     results = []
     if step in ("reduce", "all"):
         if jobs > 1:
-            from concurrent.futures import ProcessPoolExecutor
-            with ProcessPoolExecutor(jobs) as pool:
+            from hetred.jobs.workers import process_pool
+            with process_pool(jobs) as pool:
                 futs = [pool.submit(_reduce_job, layout, month, e, template, overwrite) for e in expos]
                 for f in track(futs, f"twical reduce {month}", total=len(futs), quiet=quiet):
                     results.append(f.result())
@@ -95,8 +107,11 @@ def command(ctx, month, ifuslots, amp_sel, exp_sel, step, solar, solar_fwhm, job
         from hetred.twical.amp_to_amp import run_a2a
         from hetred.twical.qa import write_qa
         uid = month if not slots else f"{month}_" + "_".join(f"{s:03d}" for s in slots)
+        # a2a combines the units above: redone when one of them was done now (else its own depends,
+        # the reduced twilights and libraries, say whether it is up to date)
+        redo = overwrite or any(r.status == "done" for r in results)
         r = run_unit(layout, twical_run.STAGE_A2A, uid, lambda: run_a2a(layout, month, slots or None),
-                     overwrite=overwrite or step == "all")
+                     overwrite=redo)
         results.append(r)
         for s in sorted({s for s, _ in amps}):
             write_qa(layout, month, s)
@@ -114,7 +129,7 @@ def command(ctx, month, ifuslots, amp_sel, exp_sel, step, solar, solar_fwhm, job
                 note = f"dead {c['dead_fibers']}"
             if "a2a" in c:
                 note = " ".join(f"{k}:{v:.4f}" for k, v in c["a2a"].items())
-            style = {"done": "green", "skipped": "dim", "failed": "red"}[r.status]
-            table.add_row(r.stage, r.unit, f"{r.seconds:.1f}", note, f"[{style}]{r.status}[/{style}]")
+            table.add_row(r.stage, r.unit, f"{r.seconds:.1f}", note, status_cell(r.status))
         console.print(table)
+    report_notes("twical", results, layout, quiet)
     exit_on_failures(ctx, results)

@@ -129,15 +129,16 @@ def check_bias(res: DemoResult) -> list[Check]:
 
 
 # --- bgmodel ----------------------------------------------------------------------------------
-BG_KINDS = ("sci", "twi")      #: the demo sky never reaches the bri cut (2 < level < 15)
+BG_KINDS = ("sci", "twi")      #: the kinds checked: the demo sky never reaches the bri cut (2 < level < 15)
 
 
 def stage_bgmodel(res: DemoResult) -> list[str]:
+    """Every kind, as ``hetred bgmodel MONTH``: the bri units are empty (a dark night)."""
     from hetred.background.run import run_bgmodel, unit_id
-    from hetred.background.settings import STAGE
+    from hetred.background.settings import KINDS, STAGE
 
     out = []
-    for kind in BG_KINDS:
+    for kind in KINDS:
         out += _run_units(res, STAGE, lambda s, a: unit_id(res.month, s, a, kind),
                           lambda s, a: run_bgmodel(res.layout, res.month, s, a, kind))
     return out
@@ -180,6 +181,11 @@ def check_bgmodel(res: DemoResult) -> list[Check]:
         if kind == "twi":
             rows.append(Check("bgmodel", "twi: worst relative error of a region bin", worst, "<= 0.10",
                               worst <= 0.10, ""))
+    units = _units(res)
+    n_empty = sum(res.layout.path("marker_empty", stage="bgmodel", unit=unit_id(res.month, s, a, "bri")).exists()
+                  for s, a in units)
+    rows.append(Check("bgmodel", "bri: units empty, not failed (dark sky: no frame with 2 < level < 15)",
+                      n_empty, f"= {len(units)}", n_empty == len(units), "units"))
     return rows
 
 
@@ -192,15 +198,32 @@ def _calib(name: str, module: str = "checks_calib") -> Callable:
     return call
 
 
-STAGES: list[tuple[str, Callable[["DemoResult"], list[str]]]] = [
-    ("tarlist", stage_tarlist),
-    ("bias", stage_bias),
-    ("bgmodel", stage_bgmodel),
-    ("flat", _calib("stage_flat")),
-    ("twical", _calib("stage_twical")),
-    ("sci", _calib("stage_sci", "checks_sci")),
-    ("astrom", _calib("stage_astrom", "checks_astrom")),
-]
+#: the demo's function for each stage group of the registry
+STAGE_FUNCTIONS: dict[str, Callable[["DemoResult"], list[str]]] = {
+    "tarlist": stage_tarlist,
+    "bias": stage_bias,
+    "bgmodel": stage_bgmodel,
+    "flat": _calib("stage_flat"),
+    "twical": _calib("stage_twical"),
+    "sci": _calib("stage_sci", "checks_sci"),
+    "astrom": _calib("stage_astrom", "checks_astrom"),
+}
+
+
+def stage_order() -> list[tuple[str, Callable[["DemoResult"], list[str]]]]:
+    """The demo's stages in the order of the process as :mod:`hetred.jobs.registry` declares it
+    (each stage after the stages it needs), the tarlist first. A registry group without a demo
+    function raises (a new stage needs its demo stage)."""
+    from hetred.jobs.registry import group_order
+
+    groups = group_order()
+    missing = [g for g in groups if g not in STAGE_FUNCTIONS]
+    if missing:
+        raise RuntimeError(f"hetred.demo.checks has no stage for {', '.join(missing)}")
+    return [("tarlist", stage_tarlist)] + [(g, STAGE_FUNCTIONS[g]) for g in groups]
+
+
+STAGES: list[tuple[str, Callable[["DemoResult"], list[str]]]] = stage_order()
 CHECKS: dict[str, Callable[["DemoResult"], list[Check]]] = {
     "simulate": check_simulate,
     "tarlist": check_tarlist,

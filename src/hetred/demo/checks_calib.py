@@ -9,7 +9,6 @@ and the twi background models (as ``hetred twical MONTH``). Units run in 2 worke
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
@@ -33,7 +32,9 @@ def _pool_map(fn: Callable, args: list[tuple]) -> list[UnitResult]:
     """Run ``fn(*a)`` for every ``a`` in worker processes (order kept)."""
     if _jobs() == 1 or len(args) < 2:
         return [fn(*a) for a in args]
-    with ProcessPoolExecutor(_jobs()) as pool:
+    from hetred.jobs.workers import process_pool
+
+    with process_pool(_jobs()) as pool:
         return list(pool.map(fn, *zip(*args)))
 
 

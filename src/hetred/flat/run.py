@@ -33,7 +33,7 @@ import numpy as np
 from astropy.io import fits
 
 from hetred._version import __version__
-from hetred.errors import HetredError, RawReadError
+from hetred.errors import EmptyUnit, HetredError, RawReadError
 from hetred.flat import defects
 from hetred.flat.pixelflat import RatioStack, flat_ratio, remove_row_trend
 from hetred.flat.settings import F32, STAGE, FlatSettings
@@ -56,6 +56,11 @@ class FlatFrame:
     amp: str
     kind: str
     specid: int
+
+
+#: reasons a frame is dropped by selection (not a broken input): a unit whose frames were all
+#: dropped for these has no flat in the data (empty); unreadable frames or frames without traces fail it
+SELECTION = {"faint", "saturated"}
 
 
 def unit_id(specid: int, amp: str) -> str:
@@ -100,6 +105,13 @@ def find_frames(layout: Layout, nights: Sequence[str], specid: int | None = None
     return out
 
 
+def bias_path(layout: Layout, raw: RawAmp) -> Path:
+    """The master bias a flat frame is reduced with when it exists: its month's, of its SPECID,
+    controller and amp."""
+    stamp = raw.source.rsplit("/", 1)[-1][:6]
+    return layout.path("masterbias", month=stamp, specid=raw.specid, contid=raw.contid or "0666", amp=raw.amp)
+
+
 def reduce_frame(raw: RawAmp, layout: Layout | None = None) -> tuple[np.ndarray, float, str]:
     """Oriented electrons of a raw frame: (image, median ADU, bias used).
 
@@ -109,9 +121,7 @@ def reduce_frame(raw: RawAmp, layout: Layout | None = None) -> tuple[np.ndarray,
     level = float(np.median(img))
     used = "overscan only"
     if layout is not None:
-        stamp = raw.source.rsplit("/", 1)[-1][:6]
-        p = layout.path("masterbias", month=stamp, specid=raw.specid,
-                        contid=raw.contid or "0666", amp=raw.amp)
+        p = bias_path(layout, raw)
         if p.exists():
             with fits.open(p, memmap=False) as h:
                 bias = np.asarray(h[0].data, dtype=F32)
@@ -127,7 +137,8 @@ def run_pixelflat(layout: Layout, specid: int, amp: str, frames: Sequence[FlatFr
     s = settings or FlatSettings()
     mine = [f for f in frames if f.amp == amp and f.specid == specid]
     if not mine:
-        raise HetredError(f"no {'/'.join(s.kind_list)} frames of camera {specid:03d} amp {amp}")
+        raise EmptyUnit(f"no {'/'.join(s.kind_list)} frames of camera {specid:03d} amp {amp}", counts={"used": 0})
+    biases: set[str] = set()
     timings = {"read": 0.0, "calibrate": 0.0, "combine": 0.0, "mask": 0.0, "write": 0.0}
     used: list[str] = []
     dropped: dict[str, int] = {}
@@ -146,6 +157,7 @@ def run_pixelflat(layout: Layout, specid: int, amp: str, frames: Sequence[FlatFr
                 if raw.is_saturated():
                     dropped["saturated"] = dropped.get("saturated", 0) + 1
                     continue
+                biases.add(str(bias_path(layout, raw)))
                 img, level, _bias = reduce_frame(raw, layout)
                 if level < s.min_level:
                     dropped["faint"] = dropped.get("faint", 0) + 1
@@ -167,7 +179,10 @@ def run_pixelflat(layout: Layout, specid: int, amp: str, frames: Sequence[FlatFr
                 timings["calibrate"] += t0 - t1
         if stack.n == 0:
             why = ", ".join(f"{n} {k}" for k, n in sorted(dropped.items()))
-            raise HetredError(f"camera {specid:03d} amp {amp}: none of {len(mine)} frames usable ({why})")
+            text = f"camera {specid:03d} amp {amp}: none of {len(mine)} frames usable ({why})"
+            if set(dropped) <= SELECTION:      # too faint or saturated: no flat in the data
+                raise EmptyUnit(text, counts={"used": 0, "dropped": dropped}, depends=sorted(biases))
+            raise HetredError(text)
         t0 = time.perf_counter()
         flat = stack.combine(s.band_mib)
     near = flat != 1.0
@@ -184,7 +199,7 @@ def run_pixelflat(layout: Layout, specid: int, amp: str, frames: Sequence[FlatFr
     if s.qa:
         outputs.append(str(write_qa(layout, specid, amp, ifuslot, flat, boxes)))
     timings["write"] = time.perf_counter() - t0
-    return UnitOutcome(outputs=outputs, inputs=used, counts={
+    return UnitOutcome(outputs=outputs, inputs=used, depends=sorted(biases), counts={
         "used": len(used), "dropped": dropped, "ifuslot": ifuslot, "nboxes": len(boxes),
         "boxes": [[b.x1, b.x2, b.y1, b.y2] for b in boxes], "mask_sigma": info["sigma"],
         "timings": {k: round(v, 3) for k, v in timings.items()}})
@@ -249,9 +264,15 @@ def write_pixmask_table(layout: Layout) -> tuple[Path, int]:
                     continue
                 rows += [(f"{slot:03d}{amp}", b) for b in boxes]
             path = layout.path("pixmask")
-            write_text_atomic(path, pixmask.format_pixmask(rows, [
+            text = pixmask.format_pixmask(rows, [
                 f"hetred {__version__} bad-pixel boxes from the pixel flats in {path.parent}",
-                "x = column, y = row of the ORIENTED frame, 1-based, inclusive (docs/stages/flat.md)"]))
+                "x = column, y = row of the ORIENTED frame, 1-based, inclusive (docs/stages/flat.md)"])
+            try:
+                same = path.read_text() == text
+            except OSError:
+                same = False
+            if not same:     # an unchanged table keeps its mtime: the sci units that read it stay done
+                write_text_atomic(path, text)
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
     return path, len(rows)

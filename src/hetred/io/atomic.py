@@ -1,7 +1,10 @@
 """Atomic writers: a product appears complete or not at all.
 
 Each writer writes to a temporary name in the destination folder, then renames it
-(``os.replace`` is atomic on POSIX within one file system).
+(``os.replace`` is atomic on POSIX within one file system). A process killed outright (SIGKILL)
+mid-write leaves its hidden ``.{name}.XXXX.tmp`` behind; inside :func:`journal_temporaries`
+(which :func:`hetred.jobs.units.run_unit` opens around a unit) every temporary name is reported
+before it is written to, so the unit's next run removes what a killed run left.
 """
 from __future__ import annotations
 
@@ -9,13 +12,26 @@ import contextlib
 import json
 import os
 import tempfile
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 #: file mode of products: 0666 less the process umask (mkstemp alone would leave 0600)
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 FILE_MODE = 0o666 & ~_UMASK
+
+_JOURNAL: ContextVar[Callable[[Path], None] | None] = ContextVar("hetred_tmp_journal", default=None)
+
+
+@contextlib.contextmanager
+def journal_temporaries(record: Callable[[Path], None]) -> Iterator[None]:
+    """Within the block, ``record(tmp)`` is called with every temporary path before it is used."""
+    token = _JOURNAL.set(record)
+    try:
+        yield
+    finally:
+        _JOURNAL.reset(token)
 
 
 @contextlib.contextmanager
@@ -26,6 +42,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    record = _JOURNAL.get()
+    if record is not None:
+        record(tmp_path)
     try:
         yield tmp_path
         os.chmod(tmp_path, FILE_MODE)

@@ -9,8 +9,16 @@ arguments as job-file lines; ``hetred run`` executes them in worker processes.
 
 Adding a stage is one entry in :data:`REGISTRY` (or :func:`_optional_stages` for a stage whose
 module may not exist yet): a name (its marker stage, ``markers/{name}/``), the group the user
-names (``twical`` stands for its three steps), an enumerator, and a default time per unit
-(seconds, used by ``slurm-gen -t`` until done markers give measured ones).
+names (``twical`` stands for its three steps), an enumerator, a default time per unit
+(seconds, used by ``slurm-gen -t`` until done markers give measured ones), the stages whose
+products it reads (``needs``) and its settings parser (``settings``).
+
+**The order of the process is declared once, here, by ``needs``**: :func:`stages` sorts the
+registry so that every stage comes after the stages it needs (the declared order breaks ties),
+and ``hetred run`` (stage by stage), ``hetred slurm-gen`` (each stage's jobs wait, ``afterok``,
+for the jobs of the stages it needs) and ``hetred demo`` (its stages by group) all take it from
+there. The pixel flat, for example, must exist before the twilights are reduced, so
+``twical-reduce`` needs ``flat``.
 """
 from __future__ import annotations
 
@@ -93,6 +101,14 @@ class StageSpec:
     missing: str = ""
     #: run once after the stage by ``hetred run`` when a unit was done (a month-wide table)
     finalize: Callable[[Layout], None] | None = None
+    #: the stages (names) whose products its units read: they run first
+    needs: tuple[str, ...] = ()
+    #: parses the stage's ``[stages.X]`` table (raises HetredError on a bad value), or None
+    settings: Callable[[dict[str, Any] | None], Any] | None = None
+    #: the config table of its settings (``[stages.{table}]``)
+    table: str = ""
+    #: the layout keys of the products its units write (what a later stage may depend on)
+    writes: tuple[str, ...] = ()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -240,20 +256,35 @@ def _attr(obj: Any, *names: str) -> Any:
 
 
 # ------------------------------------------------------------------------------------------------
+# settings parsers (imported when called)
+
+def _settings(module: str, cls: str) -> Callable[[dict[str, Any] | None], Any]:
+    def parse(values: dict[str, Any] | None) -> Any:
+        return getattr(importlib.import_module(module), cls).from_config(values)
+    return parse
+
+
+# ------------------------------------------------------------------------------------------------
 # the registry
 
 REGISTRY: tuple[StageSpec, ...] = (
-    StageSpec("bias", "bias", _bias, 120.0, description="master bias per IFU slot and amp"),
-    StageSpec("bgmodel", "bgmodel", _bgmodel, 60.0,
-              description="background model per IFU slot, amp and kind"),
-    StageSpec("twical-reduce", "twical", _twical_reduce, 60.0,
-              description="one twilight exposure and amp: trace, profile, wavelength, fiber-to-fiber"),
-    StageSpec("twical-combine", "twical", _twical_combine, 60.0,
-              description="monthly calibration library per IFU slot and amp"),
-    StageSpec("twical-a2a", "twical", _twical_a2a, 600.0, aggregate=True,
-              description="amp-to-amp normalisation of the month, QA"),
-    StageSpec("flat", "flat", _flat, 600.0, description="pixel flat per camera and amp",
-              finalize=_pixmask_table),
+    StageSpec("bias", "bias", _bias, 120.0, description="master bias per IFU slot and amp",
+              settings=_settings("hetred.bias.settings", "BiasSettings"), table="bias",
+              writes=("masterbias", "masterbias_unsmoothed", "masterbias_traps", "bias_frames")),
+    StageSpec("bgmodel", "bgmodel", _bgmodel, 60.0, needs=("bias",),
+              description="background model per IFU slot, amp and kind",
+              settings=_settings("hetred.background.settings", "BgSettings"), table="bgmodel",
+              writes=("bgmodel", "bgcombined")),
+    StageSpec("flat", "flat", _flat, 600.0, needs=("bias",), description="pixel flat per camera and amp",
+              finalize=_pixmask_table, settings=_settings("hetred.flat.settings", "FlatSettings"),
+              table="flat", writes=("pixelflat", "pixmask")),
+    StageSpec("twical-reduce", "twical", _twical_reduce, 60.0, needs=("bias", "bgmodel", "flat"),
+              description="one twilight exposure and amp: trace, profile, wavelength, fiber-to-fiber",
+              writes=("calwork",)),
+    StageSpec("twical-combine", "twical", _twical_combine, 60.0, needs=("twical-reduce",),
+              description="monthly calibration library per IFU slot and amp", writes=("callib",)),
+    StageSpec("twical-a2a", "twical", _twical_a2a, 600.0, aggregate=True, needs=("twical-combine",),
+              description="amp-to-amp normalisation of the month, QA", writes=("callib", "amp_to_amp")),
 )
 
 
@@ -267,17 +298,66 @@ def _optional_stages() -> tuple[StageSpec, ...]:
     if mod is not None and hasattr(mod, "sci_units"):
         missing = "" if importlib.util.find_spec("hetred.cli.sci") else "the hetred sci command is not installed yet"
         out.append(StageSpec(getattr(mod, "STAGE", "sci"), "sci", _sci, 120.0, missing=missing,
-                             description="one shot, exposure and IFU: multi files, rectified spectra"))
+                             needs=("bias", "bgmodel", "flat", "twical-a2a"),
+                             description="one shot, exposure and IFU: multi files, rectified spectra",
+                             settings=_settings("hetred.sci.settings", "SciSettings"), table="sci",
+                             writes=("multi", "rectified", "cofes", "sci_fplane_png")))
     if importlib.util.find_spec("hetred.astrom.run") is not None:
         missing = "" if importlib.util.find_spec("hetred.cli.astrom") else "the hetred astrom command is not installed yet"
-        out.append(StageSpec("astrom", "astrom", _astrom, 300.0, missing=missing,
-                             description="one shot: stars, offsets, rotation, norm.dat, fiber RA/Dec"))
+        out.append(StageSpec("astrom", "astrom", _astrom, 300.0, missing=missing, needs=("sci",),
+                             description="one shot: stars, offsets, rotation, norm.dat, fiber RA/Dec",
+                             settings=_settings("hetred.astrom.settings", "AstromSettings"), table="astrom",
+                             writes=("astrom_dir", "radec_final", "dithall")))
     return tuple(out)
 
 
 def stages() -> tuple[StageSpec, ...]:
-    """Every implemented stage, in the order of the process."""
-    return REGISTRY + _optional_stages()
+    """Every implemented stage, in the order of the process (each after the stages it needs)."""
+    return process_order(REGISTRY + _optional_stages())
+
+
+def process_order(specs: Sequence[StageSpec]) -> tuple[StageSpec, ...]:
+    """``specs`` sorted so that each comes after every stage it ``needs`` (declared order breaks
+    ties). A need that is not among ``specs`` is ignored; a circle raises HetredError."""
+    left = list(specs)
+    names = {s.name for s in left}
+    out: list[StageSpec] = []
+    placed: set[str] = set()
+    while left:
+        ready = next((s for s in left if all(n in placed or n not in names for n in s.needs)), None)
+        if ready is None:
+            raise HetredError("stage needs form a circle: " + ", ".join(s.name for s in left))
+        out.append(ready)
+        placed.add(ready.name)
+        left.remove(ready)
+    return tuple(out)
+
+
+def requires(spec: StageSpec, available: Sequence[StageSpec] | None = None) -> list[str]:
+    """Every stage ``spec`` needs, directly or through others, in process order."""
+    avail = {s.name: s for s in (available if available is not None else stages())}
+    seen: set[str] = set()
+    todo = list(spec.needs)
+    while todo:
+        n = todo.pop()
+        if n in seen or n not in avail:
+            continue
+        seen.add(n)
+        todo.extend(avail[n].needs)
+    return [s.name for s in process_order(list(avail.values())) if s.name in seen]
+
+
+def group_order() -> list[str]:
+    """The groups (``bias``, ``bgmodel``, ``flat``, ``twical``, ``sci``) in the order of the process."""
+    return list(dict.fromkeys(s.group for s in stages()))
+
+
+def check_settings(specs: Sequence[StageSpec], tables: dict[str, dict[str, Any]]) -> None:
+    """Parse the ``[stages.X]`` settings of every stage in ``specs`` (before any unit runs or any
+    job is written): the first bad key or value raises HetredError naming the table."""
+    for spec in specs:
+        if spec.settings is not None:
+            spec.settings(tables.get(spec.table))
 
 
 def resolve(text: str) -> list[StageSpec]:

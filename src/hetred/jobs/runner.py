@@ -4,9 +4,12 @@ Each unit is the same command a job-file line would run (:class:`hetred.jobs.reg
 arguments after the global ``-q --raw --red [--config]``), executed in a worker process through
 the click group, i.e. through the stage's own CLI, ``run_*`` function and
 :func:`~hetred.jobs.units.run_unit`. Its outcome is read back from the unit's markers: a done
-marker started by this call is *done*, an older one *skipped*, a failed marker started by this
-call *failed* with its one-line reason. Stages run one after the other (stage k+1 starts when
-every unit of stage k has ended), as the ``afterok`` chain of ``hetred slurm-gen`` does.
+marker started by this call is *done*, an older one *skipped*, an empty marker *empty* (nothing
+to do in the data, not a failure), a failed marker started by this call *failed* with its
+one-line reason; a unit whose lock another process holds is waited for (see :func:`run_stage`).
+Workers die with this process (:func:`hetred.jobs.workers.process_pool`). Stages run one after
+the other in the order the registry declares (stage k+1 starts when every unit of stage k has
+ended), as the ``afterok`` chain of ``hetred slurm-gen`` does.
 
 Also here: :func:`scope_entries`, how ``slurm-gen`` and ``run`` find a month's tarlist entries
 for MONTH / ``--night`` / ``--shot`` / ``--from-list``.
@@ -16,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import re
 import time
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
@@ -26,11 +30,24 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 from hetred.errors import HetredError
 from hetred.jobs.registry import Scope, StageSpec, Unit, enumerate_units
-from hetred.jobs.units import is_done, run_unit
+from hetred.jobs.units import (
+    RUNNING_ELSEWHERE,
+    UnitState,
+    format_notes,
+    is_done,
+    merge_notes,
+    read_empty,
+    read_marker,
+    run_unit,
+    wait_for,
+)
+from hetred.jobs.units import (
+    unit_state as _unit_state,
+)
+from hetred.jobs.workers import process_pool
 from hetred.layout import Layout
 from hetred.lists.tarlist import TarEntry, build_inventory, month_entries, planned_entries, run_tarlist
 
-_NIGHT = re.compile(r"\d{8}")
 _SHOT = re.compile(r"\d{8}v\d{3}")
 
 
@@ -39,12 +56,19 @@ _SHOT = re.compile(r"\d{8}v\d{3}")
 
 def scope_month(month: str | None, night: str | None, shot: str | None) -> str | None:
     """MONTH from the arguments (checked for agreement), or None when only a list can tell."""
-    if night is not None and not _NIGHT.fullmatch(night):
-        raise HetredError(f"--night must be YYYYMMDD, got {night!r}")
-    if shot is not None and not _SHOT.fullmatch(shot):
-        raise HetredError(f"--shot must be DATEvOBS like 20180110v013, got {shot!r}")
-    if month is not None and not re.fullmatch(r"\d{6}", month):
-        raise HetredError(f"MONTH must be YYYYMM, got {month!r}")
+    from hetred.virus.ids import check_month, check_night
+
+    try:
+        if night is not None:
+            check_night(night)
+        if shot is not None:
+            if not _SHOT.fullmatch(shot):
+                raise ValueError(f"--shot must be DATEvOBS like 20180110v013, got {shot!r}")
+            check_night(shot[:8], "--shot")
+        if month is not None:
+            check_month(month)
+    except ValueError as err:
+        raise HetredError(str(err)) from None
     found = {m for m in (month, night and night[:6], shot and shot[:6]) if m}
     if len(found) > 1:
         raise HetredError(f"MONTH, --night and --shot disagree: {', '.join(sorted(found))}")
@@ -98,8 +122,60 @@ def scope_entries(layout: Layout, month: str | None, night: str | None, shot: st
 
 
 def unit_done(layout: Layout, unit: Unit) -> bool:
-    """Whether a unit has a done marker and all its outputs."""
+    """Whether a unit has a done marker, all its outputs and unchanged inputs."""
     return is_done(layout, unit.stage, unit.uid)
+
+
+def unit_state(layout: Layout, unit: Unit) -> UnitState:
+    """Where a unit stands (:func:`hetred.jobs.units.unit_state`)."""
+    return _unit_state(layout, unit.stage, unit.uid)
+
+
+@dataclass
+class Reruns:
+    """What the units chosen for a rerun so far will (re)write, for ``slurm-gen --rerun-failed``:
+    a settled unit of a later stage is rerun too when it depends on one of those files."""
+
+    stages: set[str] = field(default_factory=set)     #: stages with units to rerun
+    touched: set[str] = field(default_factory=set)    #: outputs of the rerun units' last done markers
+    #: layout keys that rerun units of unknown outputs (failed, never done) may write
+    unknown_keys: set[str] = field(default_factory=set)
+
+    def add(self, layout: Layout, spec: StageSpec, unit: Unit) -> None:
+        self.stages.add(unit.stage)
+        marker = read_marker(layout, unit.stage, unit.uid)
+        if marker is None:              # failed or never done: its outputs are not known
+            self.unknown_keys.update(spec.writes)
+        else:
+            self.touched.update(os.path.abspath(p) for p in marker.get("outputs", []))
+
+    def affects(self, layout: Layout, unit: Unit) -> bool:
+        """Whether a settled ``unit`` may become stale through the reruns: it depends on a file
+        they rewrite, or on a file that does not exist yet of a kind (layout key) that a rerun
+        unit of unknown outputs writes."""
+        if not self.stages:
+            return False
+        marker = read_marker(layout, unit.stage, unit.uid) or read_empty(layout, unit.stage, unit.uid) or {}
+        deps = marker.get("depends") or {}
+        if not isinstance(deps, dict):
+            return False
+        for p, s in deps.items():
+            if p in self.touched:
+                return True
+            if s is None and self.unknown_keys and _key_of(layout, p) & self.unknown_keys:
+                return True
+        return False
+
+
+def _key_of(layout: Layout, path: str) -> set[str]:
+    """The layout keys (of the reduction tree) whose template matches ``path``."""
+    from hetred.layout import TABLE, parse
+
+    try:
+        rel = Path(path).relative_to(os.path.abspath(layout.red)).as_posix()
+    except ValueError:
+        return set()
+    return {e.key for e in TABLE if e.root == "red" and parse(e.key, rel) is not None}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -139,17 +215,27 @@ def _started(path: Path) -> float | None:
 
 
 def classify(layout: Layout, unit: Unit, t0: float, rc: int, err: str) -> tuple[str, str]:
-    """(status, message) of a unit after :func:`execute` started it at ``t0``."""
+    """(status, message) of a unit after :func:`execute` started it at ``t0``: done, skipped,
+    empty, failed or running (elsewhere)."""
     failed = layout.path("marker_failed", stage=unit.stage, unit=unit.uid)
     done = layout.path("marker_done", stage=unit.stage, unit=unit.uid)
-    fs, ds = _started(failed), _started(done)
-    if fs is not None and fs >= t0 and (ds is None or fs >= ds):
+    empty = layout.path("marker_empty", stage=unit.stage, unit=unit.uid)
+    fs, ds, es = _started(failed), _started(done), _started(empty)
+    if fs is not None and fs >= t0 and (ds is None or fs >= ds) and (es is None or fs >= es):
         try:
             return "failed", str(json.loads(failed.read_text()).get("reason", ""))
         except (OSError, ValueError):
             return "failed", "failed marker unreadable"
     if ds is not None and ds >= t0:
         return "done", ""
+    if es is not None:
+        if es >= t0 or rc == 0:
+            try:
+                return "empty", str(json.loads(empty.read_text()).get("reason", ""))
+            except (OSError, ValueError):
+                return "empty", ""
+    if RUNNING_ELSEWHERE in err and rc == 0:
+        return "running", RUNNING_ELSEWHERE
     if ds is not None and rc == 0:
         return "skipped", ""
     lines = [x.strip() for x in err.splitlines() if x.strip()]
@@ -165,9 +251,12 @@ class StageReport:
     units: int = 0
     done: int = 0
     skipped: int = 0
+    empty: list[tuple[str, str]] = field(default_factory=list)     #: (unit, reason)
     failed: list[tuple[str, str]] = field(default_factory=list)    #: (unit, reason)
+    waited: int = 0             #: units found running elsewhere, waited for
     seconds: float = 0.0
     note: str = ""
+    notes: list[str] = field(default_factory=list)   #: the units' notes, once per stage
 
 
 Progress = Callable[[Iterable[Future], str, int], Iterator[Future]]
@@ -180,29 +269,51 @@ def _plain(items: Iterable[Future], description: str, total: int) -> Iterator[Fu
 def run_stage(layout: Layout, global_args: Sequence[str], spec: StageSpec, units: Sequence[Unit],
               jobs: int = 1, overwrite: Sequence[bool] | bool = False, progress: Progress = _plain,
               pool: ProcessPoolExecutor | None = None) -> StageReport:
-    """Run a stage's units (``jobs`` at a time in ``pool``; in this process when ``jobs`` = 1)."""
+    """Run a stage's units (``jobs`` at a time in ``pool``; in this process when ``jobs`` = 1).
+
+    A unit another process is running (its lock held: a second ``hetred run`` of the month) is
+    left to it; when every other unit has ended, the stage waits for it and runs it again (a
+    skip once the other process has finished it), so the next stage finds its products."""
     rep = StageReport(spec.name, units=len(units))
     flags = [overwrite] * len(units) if isinstance(overwrite, bool) else list(overwrite)
-    argvs = [[*global_args, *u.args, *(["--overwrite"] if f else [])] for u, f in zip(units, flags)]
+    argvs = {u: [*global_args, *u.args, *(["--overwrite"] if f else [])] for u, f in zip(units, flags)}
     t = time.perf_counter()
     if jobs > 1 and pool is not None and len(units) > 1:
-        futs = {pool.submit(execute, a): u for a, u in zip(argvs, units)}
+        futs = {pool.submit(execute, argvs[u]): u for u in units}
         results = ((futs[f], f.result()) for f in progress(as_completed(futs), spec.name, len(futs)))
     else:
         def _serial() -> Iterator[tuple[Unit, tuple[float, int, str]]]:
-            for a, u in zip(argvs, units):
-                yield u, execute(a)
+            for u in units:
+                yield u, execute(argvs[u])
         results = _serial()
+    elsewhere: list[Unit] = []
     for unit, (t0, rc, err) in results:
         status, msg = classify(layout, unit, t0, rc, err)
-        if status == "done":
-            rep.done += 1
-        elif status == "skipped":
-            rep.skipped += 1
+        if status == "running":
+            elsewhere.append(unit)
         else:
-            rep.failed.append((unit.uid, msg))
+            _count(rep, unit, status, msg)
+    for unit in elsewhere:
+        wait_for(layout, unit.stage, unit.uid)
+        rep.waited += 1
+        t0, rc, err = execute(argvs[unit])
+        status, msg = classify(layout, unit, t0, rc, err)
+        _count(rep, unit, status if status != "running" else "failed", msg)
     rep.seconds = time.perf_counter() - t
+    notes = merge_notes((read_marker(layout, u.stage, u.uid) or {}).get("notes") for u in units)
+    rep.notes = format_notes(spec.name, notes)
     return rep
+
+
+def _count(rep: StageReport, unit: Unit, status: str, msg: str) -> None:
+    if status == "done":
+        rep.done += 1
+    elif status == "skipped":
+        rep.skipped += 1
+    elif status == "empty":
+        rep.empty.append((unit.uid, msg))
+    else:
+        rep.failed.append((unit.uid, msg))
 
 
 def run_chain(layout: Layout, global_args: Sequence[str], specs: Sequence[StageSpec], scope: Scope,
@@ -212,7 +323,7 @@ def run_chain(layout: Layout, global_args: Sequence[str], specs: Sequence[StageS
     was done in this call."""
     reports: list[StageReport] = []
     ran_groups: set[str] = set()
-    pool = ProcessPoolExecutor(max_workers=jobs) if jobs > 1 else None
+    pool = process_pool(jobs) if jobs > 1 else None
     try:
         for spec in specs:
             try:

@@ -9,9 +9,10 @@ Beside it, a ``.slurm`` script in the style of Karl's rjob/rslurm scripts: ``#SB
 -t -A -o -e``, ``module load launcher`` (profiles that have it), ``LAUNCHER_JOB_FILE``,
 ``LAUNCHER_WORKDIR``, ``LAUNCHER_SCHED=dynamic``, ``$LAUNCHER_DIR/paramrun``, and a built-in
 runner (a bash loop, ``$SLURM_NTASKS`` lines at a time) when no launcher is installed, so the
-same script runs on any Slurm. The script ends by counting its units' done markers: it exits 0
-when at least one unit is done (failed units are listed by ``slurm-gen --rerun-failed``) and 1
-when none is (a broken environment, missing inputs), which stops the ``afterok`` chain.
+same script runs on any Slurm. The script ends by counting its units' done and empty markers: it
+exits 0 when at least one unit is done or empty (failed units are listed by ``slurm-gen
+--rerun-failed``) and 1 when none is (a broken environment, missing inputs), which stops the
+``afterok`` chain.
 
 ``-t`` = ceil(units / tasks) x (median seconds of the stage's done markers, else the stage's
 default, + the profile's start-up seconds per line) x safety, rounded up to minutes, at least
@@ -238,7 +239,7 @@ class JobFile:
     ntasks: int
     wall: str
     wall_note: str
-    markers: list[Path] = field(default_factory=list)
+    markers: list[tuple[Path, Path]] = field(default_factory=list)   #: (done, empty) marker of each unit
 
     @property
     def shell_var(self) -> str:
@@ -272,7 +273,8 @@ def plan_stage(layout: Layout, spec: StageSpec, units: Sequence[Unit], p: Profil
             jobfile=layout.path("jobfile", stage=spec.name, name=name),
             script=layout.path("jobfile", stage=spec.name, name=name + ".slurm"),
             ntasks=ntasks, wall=wall, wall_note=note,
-            markers=[layout.path("marker_done", stage=u.stage, unit=u.uid) for u in chunk]))
+            markers=[(layout.path("marker_done", stage=u.stage, unit=u.uid),
+                      layout.path("marker_empty", stage=u.stage, unit=u.uid)) for u in chunk]))
     return jobs
 
 
@@ -305,17 +307,23 @@ else
   wait
 fi'''
 
-_CHECK = r'''# the units of this job that are done (their done markers); none done fails the job
+_CHECK = r'''# the units of this job that are done or empty (nothing to do in the data): their done or
+# empty markers (two lines per unit); none of either fails the job
 ndone=0
+nempty=0
 nunits=0
-while IFS= read -r marker; do
+while IFS= read -r done_marker && IFS= read -r empty_marker; do
   nunits=$((nunits + 1))
-  if [ -e "$marker" ]; then ndone=$((ndone + 1)); fi
+  if [ -e "$done_marker" ]; then
+    ndone=$((ndone + 1))
+  elif [ -e "$empty_marker" ]; then
+    nempty=$((nempty + 1))
+  fi
 done <<'HETRED_MARKERS'
 {markers}
 HETRED_MARKERS
-echo "hetred: $ndone of $nunits units done, $(date)"
-[ "$ndone" -gt 0 ]
+echo "hetred: $ndone of $nunits units done, $nempty empty, $(date)"
+[ $((ndone + nempty)) -gt 0 ]
 '''
 
 
@@ -345,7 +353,7 @@ def render_script(job: JobFile, p: Profile, title: str) -> str:
     out += list(p.setup)
     out += ['echo "hetred: job ${SLURM_JOB_ID:-?} on $(hostname): $LAUNCHER_JOB_FILE, $(date)"',
             _RUNNER,
-            _CHECK.format(markers="\n".join(str(m) for m in job.markers))]
+            _CHECK.format(markers="\n".join(f"{d}\n{e}" for d, e in job.markers))]
     return "\n".join(out)
 
 
@@ -380,19 +388,55 @@ def _umask() -> int:
 # ------------------------------------------------------------------------------------------------
 # submission
 
-def dependency_plan(stage_jobs: Sequence[Sequence[JobFile]], after: Sequence[str]
+def dependency_plan(stage_jobs: Sequence[Sequence[JobFile]], after: Sequence[str],
+                    needs: Mapping[str, Sequence[str]] | None = None
                     ) -> list[tuple[JobFile, list[JobFile], list[str]]]:
-    """(job, the jobs it waits for, external ids it waits for): each stage waits for every job of
-    the previous stage that has jobs; the first waits for ``after``."""
+    """(job, the jobs it waits for, external ids it waits for).
+
+    With ``needs`` (stage -> the stages it needs, :attr:`hetred.jobs.registry.StageSpec.needs`),
+    a stage's jobs wait for every job of the stages it needs; a needed stage without jobs in this
+    submission passes its wait on to the stages it needs in turn. Without ``needs``, each stage
+    waits for every job of the previous stage that has jobs. A stage that waits for no job here
+    waits for ``after``."""
+    by_stage = {jobs[0].stage: list(jobs) for jobs in stage_jobs if jobs}
     plan = []
     prev: list[JobFile] = []
+
+    def waits(stage: str, seen: set[str]) -> list[str]:
+        out: list[str] = []
+        for n in (needs or {}).get(stage, ()):
+            if n in seen:
+                continue
+            seen.add(n)
+            out += [n] if n in by_stage else waits(n, seen)
+        return out
+
     for jobs in stage_jobs:
         if not jobs:
             continue
+        if needs is None:
+            deps = list(prev)
+        else:
+            names = set(waits(jobs[0].stage, set()))
+            # a stage another waited-for stage already waits for (through its needs) is implied
+            names = {n for n in names if not any(n in _closure(m, needs) for m in names if m != n)}
+            deps = [j for st, js in by_stage.items() if st in names for j in js]
         for job in jobs:
-            plan.append((job, list(prev), [] if prev else list(after)))
+            plan.append((job, list(deps), [] if deps else list(after)))
         prev = list(jobs)
     return plan
+
+
+def _closure(stage: str, needs: Mapping[str, Sequence[str]]) -> set[str]:
+    """Every stage ``stage`` needs, directly or through others."""
+    out: set[str] = set()
+    todo = list(needs.get(stage, ()))
+    while todo:
+        n = todo.pop()
+        if n not in out:
+            out.add(n)
+            todo.extend(needs.get(n, ()))
+    return out
 
 
 def sbatch_args(script: Path, dep_ids: Sequence[str]) -> list[str]:
@@ -405,10 +449,11 @@ def sbatch_args(script: Path, dep_ids: Sequence[str]) -> list[str]:
     return args + [str(script)]
 
 
-def dry_run_lines(stage_jobs: Sequence[Sequence[JobFile]], after: Sequence[str]) -> list[str]:
+def dry_run_lines(stage_jobs: Sequence[Sequence[JobFile]], after: Sequence[str],
+                  needs: Mapping[str, Sequence[str]] | None = None) -> list[str]:
     """The exact sbatch commands ``--submit`` would run, job ids as shell variables."""
     out = []
-    for job, deps, ext in dependency_plan(stage_jobs, after):
+    for job, deps, ext in dependency_plan(stage_jobs, after, needs):
         ids = [f"${d.shell_var}" for d in deps] + list(ext)
         out.append(f"{job.shell_var}=$({' '.join(sbatch_args(job.script, ids))})")
     return out
@@ -425,13 +470,14 @@ def _sbatch(args: list[str]) -> "subprocess.CompletedProcess[str]":
 
 
 def submit(layout: Layout, label: str, stage_jobs: Sequence[Sequence[JobFile]], after: Sequence[str],
-           profile: str, runner: Runner = _sbatch) -> list[dict[str, Any]]:
+           profile: str, runner: Runner = _sbatch,
+           needs: Mapping[str, Sequence[str]] | None = None) -> list[dict[str, Any]]:
     """``sbatch --parsable`` every script in order with its dependencies; record the ids in
     ``jobs_submitted`` (``jobs/submitted_{label}.json``, one entry per submission)."""
     ids: dict[str, str] = {}
     records: list[dict[str, Any]] = []
     try:
-        for job, deps, ext in dependency_plan(stage_jobs, after):
+        for job, deps, ext in dependency_plan(stage_jobs, after, needs):
             dep_ids = [ids[d.name] for d in deps] + list(ext)
             args = sbatch_args(job.script, dep_ids)
             r = runner(args)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from hetred.ccd import reduce as ccd
 from hetred.ccd.reduce import ReducedAmp
 from hetred.errors import HetredError
 from hetred.io.raw import RawAmp, open_tar, read_member_from
-from hetred.jobs.units import UnitOutcome
+from hetred.jobs.units import UnitOutcome, merge_notes
 from hetred.layout import Layout
 from hetred.lists.tarlist import TarEntry, month_entries
 from hetred.sci import reduce as R
@@ -156,6 +156,8 @@ class AmpResult:
     arrays: dict                      #: the multi file's arrays (kept for the IFU products)
     counts: dict
     outputs: list
+    depends: list = field(default_factory=list)     #: calibration files looked for
+    notes: dict = field(default_factory=dict)       #: missing calibrations (ccd.reduce.missing_notes)
 
 
 def provenance(red: ReducedAmp, cal: AmpCalibration, ext: R.AmpExtraction, sky, settings: SciSettings,
@@ -169,6 +171,8 @@ def provenance(red: ReducedAmp, cal: AmpCalibration, ext: R.AmpExtraction, sky, 
         "MBIAS": (red.notes.get("masterbias", ""), "master bias"),
         "PFLAT": (red.notes.get("pixelflat", ""), "pixel flat (none: 1)"),
         "BACKMOD": (red.notes.get("background", ""), "background models: kind:weight"),
+        "BACKWANT": (red.notes.get("background_wanted", ""), "background models the level asks for"),
+        "BACKMISS": (red.notes.get("background_missing", "") or "none", "background models missing"),
         "XBN": (round(red.level, 5), "frame level: central biweight / 25 (ADU)"),
         "OVERSCAN": (round(red.overscan, 3), "ADU, biweight of cols 1034-1060, rows 10-1032"),
         "TRSHIFT": (round(ext.shift, 4), "px, trace shift measured against the library"),
@@ -244,11 +248,13 @@ def reduce_amp(layout: Layout, unit: SciUnit, raw: RawAmp, cal: AmpCalibration, 
         arrays["rect_flux"], arrays["rect_error"] = flux, ferr
         sw.lap("rectify")
     counts = {"shift": round(ext.shift, 4), "xbn": round(red.level, 4), "background": red.notes.get("background"),
+              "background_missing": red.notes.get("background_missing", ""),
               "ncut": sky.ncut, "nchi2": ext.n_chi2, "nrejected": ext.n_rejected,
               "masked_columns": int(np.count_nonzero(ext.masked & ~np.asarray(cal.dead)[:, None])),
               "nerr": nerr, "zero_point": sky.zero_point.get("offset"), "calmonth": cal.month,
               "timings": sw.wall(), "cpu": sw.cpu()}
-    return AmpResult(raw.amp, path, arrays, counts, outputs)
+    return AmpResult(raw.amp, path, arrays, counts, outputs, red.depends,
+                     ccd.missing_notes(red, f"{raw.ifuslot:03d}{raw.amp}"))
 
 
 def run_sci(layout: Layout, unit: SciUnit, settings: SciSettings | None = None) -> UnitOutcome:
@@ -278,7 +284,10 @@ def run_sci(layout: Layout, unit: SciUnit, settings: SciSettings | None = None) 
     counts: dict[str, Any] = {"amps": {r.amp: r.counts for r in results}, "read_seconds": round(t_read, 4),
                               "calmonth": sorted({c.month for c in cals.values()})}
     inputs = sorted({raw.source for raw in raws} | {str(c.path) for c in cals.values()})
-    return UnitOutcome(outputs=outputs, inputs=inputs, counts=counts)
+    depends = [str(c.path) for c in cals.values()] + [p for r in results for p in r.depends]
+    depends.append(str(layout.path("pixmask")))
+    return UnitOutcome(outputs=outputs, inputs=inputs, counts=counts, depends=depends,
+                       notes=merge_notes(r.notes for r in results))
 
 
 def write_ifu_products(layout: Layout, unit: SciUnit, raws: list[RawAmp], results: list[AmpResult]) -> list[str]:

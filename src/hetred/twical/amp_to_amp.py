@@ -101,7 +101,9 @@ def run_a2a(layout: Layout, month: str, ifuslots: list[int] | None = None) -> Un
     outputs.append(str(table))
     counts = {"amps": len(comb), "exposures": len(per_exp),
               "a2a": {f"{s:03d}{a}": round(v[0] / norm, 5) for (s, a), v in sorted(comb.items())}}
-    return UnitOutcome(outputs=outputs, inputs=files, counts=counts)
+    # depends: the reduced twilights and the libraries as this unit leaves them, so a library
+    # rewritten by twical-combine (or a twilight reduced again) makes the unit stale
+    return UnitOutcome(outputs=outputs, inputs=files, counts=counts, depends=files + outputs[:-1])
 
 
 def _update_library(path: Path, value: float, scatter: float, nexp: int) -> None:

@@ -28,7 +28,7 @@ import numpy as np
 from astropy.io import fits
 
 from hetred._version import __version__
-from hetred.ccd.reduce import reduce_amp
+from hetred.ccd.reduce import missing_notes, reduce_amp
 from hetred.errors import HetredError
 from hetred.fibers.extract import extract
 from hetred.fibers.library import library_hdul
@@ -111,9 +111,11 @@ def run_reduce(layout: Layout, month: str, expo: Exposure, solar=None) -> UnitOu
     t1 = time.perf_counter()
     arcs: dict[str, list[np.ndarray]] = {}
     inputs = [raw.source]
+    depends = list(red.depends)
     for e in expo.arcs:
         araw = _read(layout, e)
         ared = reduce_amp(layout, month, araw, background=False)      # arcs: no background model
+        depends += ared.depends
         ext = extract(ared.image, cal.trace.trace, cal.profile, read_noise=ared.read_noise, mask=ared.mask)
         arcs.setdefault(_lamp(araw), []).append(ext.spectra)
         inputs.append(araw.source)
@@ -144,6 +146,7 @@ def run_reduce(layout: Layout, month: str, expo: Exposure, solar=None) -> UnitOu
                  ("CONTID", raw.contid), ("AMP", raw.amp), ("GAIN", red.gain),
                  ("RDNOISE", rn), ("OVERSCAN", notes["overscan"]), ("BACKGRND", str(notes["background"])[:60]),
                  ("BACKWANT", str(notes.get("background_wanted", ""))[:60]),
+                 ("BACKMISS", str(notes.get("background_missing", "")) or "none"),
                  ("PIXFLAT", str(notes["pixelflat"])[:60]), ("SOLAR", solar is not None),
                  ("ORIENT", "oriented")):
         h[k] = v
@@ -161,9 +164,12 @@ def run_reduce(layout: Layout, month: str, expo: Exposure, solar=None) -> UnitOu
         "wave_rms_median": round(float(np.nanmedian(sol.rms[live])), 4) if live.any() else None,
         "twilight_shift_median": (round(float(np.median(twishift.applied)), 4) if twishift is not None else None),
         "wave_flags": int(np.count_nonzero(sol.flags & ~int(WaveFlag.DEAD))),
+        "background": notes.get("background"), "background_wanted": notes.get("background_wanted"),
+        "background_missing": notes.get("background_missing", ""), "pixelflat": notes.get("pixelflat"),
         "timings": {k: round(v, 3) for k, v in tim.items()},
     }
-    return UnitOutcome(outputs=[str(out)], inputs=inputs, counts=counts)
+    return UnitOutcome(outputs=[str(out)], inputs=inputs, counts=counts, depends=depends,
+                       notes=missing_notes(red, f"{raw.ifuslot:03d}{raw.amp}"))
 
 
 def calwork_files(layout: Layout, month: str, ifuslot: int, amp: str) -> list[Path]:
@@ -205,7 +211,8 @@ def run_combine(layout: Layout, month: str, ifuslot: int, amp: str) -> UnitOutco
               "trace_scatter_median": round(float(np.nanmedian(tr_scatter)), 4),
               "wave_scatter_median": round(float(np.nanmedian(wave.scatter)), 4),
               "ftf_scatter_median": round(float(np.nanmedian(ftf_scatter)), 5)}
-    return UnitOutcome(outputs=[str(out)], inputs=[str(p) for p in files], counts=counts)
+    return UnitOutcome(outputs=[str(out)], inputs=[str(p) for p in files], counts=counts,
+                       depends=[str(p) for p in files])
 
 
 def unit_combine(month: str, ifuslot: int, amp: str) -> str:

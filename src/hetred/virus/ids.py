@@ -51,3 +51,27 @@ def fiber_id(sid: int, exp: int, mframe: str, fibnum: int) -> str:
 def month_of(night: str) -> str:
     """YYYYMMDD -> YYYYMM."""
     return str(night)[:6]
+
+
+def check_month(text: str, what: str = "MONTH") -> str:
+    """``YYYYMM`` with a month 01-12, else ValueError with one line naming ``what``."""
+    s = str(text)
+    if len(s) != 6 or not s.isdigit():
+        raise ValueError(f"{what} must be YYYYMM, got {text!r}")
+    if not 1 <= int(s[4:]) <= 12:
+        raise ValueError(f"{what} must be YYYYMM with a month 01-12, got {text!r}")
+    return s
+
+
+def check_night(text: str, what: str = "--night") -> str:
+    """``YYYYMMDD``, a real calendar date, else ValueError with one line naming ``what``."""
+    from datetime import date
+
+    s = str(text)
+    if len(s) != 8 or not s.isdigit():
+        raise ValueError(f"{what} must be YYYYMMDD, got {text!r}")
+    try:
+        date(int(s[:4]), int(s[4:6]), int(s[6:]))
+    except ValueError:
+        raise ValueError(f"{what} must be a date YYYYMMDD, got {text!r} (no such day)") from None
+    return s
