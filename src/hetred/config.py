@@ -54,14 +54,19 @@ def load_config(path: str | Path | None = None, raw: str | Path | None = None,
             data = tomllib.loads(p.read_text())
         except FileNotFoundError:
             raise HetredError(f"config file {p} does not exist") from None
+        except OSError as err:
+            raise HetredError(f"config file {p} cannot be read: {err.strerror or err}") from None
+        except UnicodeDecodeError:
+            raise HetredError(f"config file {p} is not text (UTF-8 TOML)") from None
         except tomllib.TOMLDecodeError as err:
             raise HetredError(f"config file {p} is not valid TOML: {err}") from None
-        paths = data.get("paths", {})
+        paths = _table(data, "paths", p)
         if "raw" in paths:
-            cfg.raw = Path(paths["raw"]).expanduser()
+            cfg.raw = _path(paths["raw"], "paths", "raw", p)
         if "red" in paths:
-            cfg.red = Path(paths["red"]).expanduser()
-        cfg.stages = {k: dict(v) for k, v in data.get("stages", {}).items()}
+            cfg.red = _path(paths["red"], "paths", "red", p)
+        stages = _table(data, "stages", p)
+        cfg.stages = {k: _table(stages, k, p, f"stages.{k}") for k in stages}
         sources.append(str(p))
     if env.get("HETRED_RAW"):
         cfg.raw = Path(env["HETRED_RAW"]).expanduser()
@@ -77,6 +82,23 @@ def load_config(path: str | Path | None = None, raw: str | Path | None = None,
         sources.append("--red")
     cfg.source = " < ".join(sources)
     return cfg
+
+
+def _table(data: dict[str, Any], key: str, path: Path, name: str | None = None) -> dict[str, Any]:
+    """``data[key]`` as a TOML table ({} when absent); a one-line error naming the file and key."""
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise HetredError(f"config file {path}: [{name or key}] must be a table of settings, "
+                          f"got {key} = {value!r}")
+    return value
+
+
+def _path(value: Any, table: str, key: str, path: Path) -> Path:
+    """A ``[paths]`` value as a Path; a one-line error naming the file and key otherwise."""
+    if not isinstance(value, str) or not value.strip():
+        raise HetredError(f"config file {path}: [{table}] {key} = {value!r} is not a path "
+                          f"(give a quoted string, e.g. {key} = \"/scratch/hetred\")")
+    return Path(value).expanduser()
 
 
 def parse_stage_table(cls: type, values: dict[str, Any] | None, table: str,

@@ -1,7 +1,9 @@
 """Atomic writers: a product appears complete or not at all.
 
 Each writer writes to a temporary name in the destination folder, then renames it
-(``os.replace`` is atomic on POSIX within one file system).
+(``os.replace`` is atomic on POSIX within one file system). A failure of the file system
+(read-only tree, full disk, permissions) raises :class:`hetred.errors.WriteError` naming the
+destination, and the temporary file is removed.
 """
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
+
+from hetred.errors import WriteError
 
 #: file mode of products: 0666 less the process umask (mkstemp alone would leave 0600)
 _UMASK = os.umask(0)
@@ -22,16 +26,24 @@ FILE_MODE = 0o666 & ~_UMASK
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it to ``path``, else remove it."""
     dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+        os.close(fd)
+    except OSError as err:
+        raise WriteError(dest, err) from None
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.chmod(tmp_path, FILE_MODE)
         os.replace(tmp_path, dest)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
+    except BaseException as err:
+        try:
+            tmp_path.unlink(missing_ok=True)
+        except OSError:     # the tree went away or read-only: the original error is the one to report
+            pass
+        if isinstance(err, OSError):
+            raise WriteError(dest, err) from None
         raise
 
 

@@ -18,15 +18,15 @@ import io
 import json
 import re
 import time
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from hetred.errors import HetredError
+from hetred.jobs.pool import WorkerDied, WorkerPool
 from hetred.jobs.registry import Scope, StageSpec, Unit, enumerate_units
-from hetred.jobs.units import is_done, run_unit
+from hetred.jobs.units import describe_failure, is_done, mark_failed, run_unit
 from hetred.layout import Layout
 from hetred.lists.tarlist import TarEntry, build_inventory, month_entries, planned_entries, run_tarlist
 
@@ -125,8 +125,11 @@ def execute(argv: Sequence[str]) -> tuple[float, int, str]:
         except click.ClickException as e:
             err.write(f"hetred: error: {e.format_message()}\n")
             rc = e.exit_code
+        except OSError as e:     # the tree, the disk: outside any unit (units report their own)
+            err.write(f"hetred: error: {describe_failure(e)}\n")
+            rc = 1
         except Exception as e:  # noqa: BLE001 - a unit's bug must not end the others
-            err.write(f"hetred: internal error: {e.__class__.__name__}: {e}\n")
+            err.write(f"hetred: {describe_failure(e)}\n")
             rc = 2
     return t0, rc, err.getvalue()
 
@@ -154,7 +157,10 @@ def classify(layout: Layout, unit: Unit, t0: float, rc: int, err: str) -> tuple[
         return "skipped", ""
     lines = [x.strip() for x in err.splitlines() if x.strip()]
     errs = [x for x in lines if x.startswith("hetred:")]
-    return "failed", (errs or lines or [f"exit status {rc}, no marker"])[-1]
+    last = (errs or lines or [f"exit status {rc}, no marker"])[-1]
+    for prefix in ("hetred: error: ", f"{unit.stage} {unit.uid}: ", "hetred: "):
+        last = last[len(prefix):] if last.startswith(prefix) else last
+    return "failed", last
 
 
 @dataclass
@@ -170,30 +176,38 @@ class StageReport:
     note: str = ""
 
 
-Progress = Callable[[Iterable[Future], str, int], Iterator[Future]]
+Progress = Callable[[Iterable[Any], str, int], Iterator[Any]]
 
 
-def _plain(items: Iterable[Future], description: str, total: int) -> Iterator[Future]:
+def _plain(items: Iterable[Any], description: str, total: int) -> Iterator[Any]:
     yield from items
+
+
+def _execute_unit(job: tuple[Unit, list[str]]) -> tuple[float, int, str]:
+    return execute(job[1])
 
 
 def run_stage(layout: Layout, global_args: Sequence[str], spec: StageSpec, units: Sequence[Unit],
               jobs: int = 1, overwrite: Sequence[bool] | bool = False, progress: Progress = _plain,
-              pool: ProcessPoolExecutor | None = None) -> StageReport:
-    """Run a stage's units (``jobs`` at a time in ``pool``; in this process when ``jobs`` = 1)."""
+              pool: WorkerPool | None = None) -> StageReport:
+    """Run a stage's units (``jobs`` at a time in ``pool``; in this process when ``jobs`` = 1).
+
+    A unit whose worker process dies (SIGKILL, the OOM killer) fails alone, with a failed marker
+    saying so; its worker is replaced and the other units go on (:mod:`hetred.jobs.pool`)."""
     rep = StageReport(spec.name, units=len(units))
     flags = [overwrite] * len(units) if isinstance(overwrite, bool) else list(overwrite)
-    argvs = [[*global_args, *u.args, *(["--overwrite"] if f else [])] for u, f in zip(units, flags)]
+    jobs_ = [(u, [*global_args, *u.args, *(["--overwrite"] if f else [])]) for u, f in zip(units, flags)]
     t = time.perf_counter()
+    results: Iterable[tuple[tuple[Unit, list[str]], Any]]
     if jobs > 1 and pool is not None and len(units) > 1:
-        futs = {pool.submit(execute, a): u for a, u in zip(argvs, units)}
-        results = ((futs[f], f.result()) for f in progress(as_completed(futs), spec.name, len(futs)))
+        results = progress(pool.imap(_execute_unit, jobs_), spec.name, len(jobs_))
     else:
-        def _serial() -> Iterator[tuple[Unit, tuple[float, int, str]]]:
-            for a, u in zip(argvs, units):
-                yield u, execute(a)
-        results = _serial()
-    for unit, (t0, rc, err) in results:
+        results = ((j, _execute_unit(j)) for j in jobs_)
+    for (unit, _), got in results:
+        if isinstance(got, WorkerDied):
+            rep.failed.append((unit.uid, got.reason + mark_failed(layout, unit.stage, unit.uid, got.reason)))
+            continue
+        t0, rc, err = got
         status, msg = classify(layout, unit, t0, rc, err)
         if status == "done":
             rep.done += 1
@@ -212,13 +226,16 @@ def run_chain(layout: Layout, global_args: Sequence[str], specs: Sequence[StageS
     was done in this call."""
     reports: list[StageReport] = []
     ran_groups: set[str] = set()
-    pool = ProcessPoolExecutor(max_workers=jobs) if jobs > 1 else None
+    pool = WorkerPool(jobs) if jobs > 1 else None
     try:
         for spec in specs:
             try:
                 units = enumerate_units(spec, scope)
             except HetredError as err:
                 reports.append(StageReport(spec.name, failed=[("(units)", str(err))]))
+                continue
+            except OSError as err:
+                reports.append(StageReport(spec.name, failed=[("(units)", describe_failure(err))]))
                 continue
             if spec.missing:
                 reports.append(StageReport(spec.name, units=len(units), note=f"{spec.missing}: not run"))
@@ -231,9 +248,14 @@ def run_chain(layout: Layout, global_args: Sequence[str], specs: Sequence[StageS
             if rep.done:
                 ran_groups.add(spec.group)
                 if spec.finalize is not None:
-                    spec.finalize(layout)
+                    try:
+                        spec.finalize(layout)
+                    except HetredError as err:
+                        rep.failed.append(("(after the units)", str(err)))
+                    except OSError as err:
+                        rep.failed.append(("(after the units)", describe_failure(err)))
             reports.append(rep)
     finally:
         if pool is not None:
-            pool.shutdown(cancel_futures=True)
+            pool.shutdown()
     return reports
