@@ -215,6 +215,8 @@ def run_stage(layout: Layout, global_args: Sequence[str], spec: StageSpec, units
             rep.skipped += 1
         else:
             rep.failed.append((unit.uid, msg))
+    order = {u.uid: k for k, u in enumerate(units)}
+    rep.failed.sort(key=lambda f: order.get(f[0], len(order)))      # units end in any order
     rep.seconds = time.perf_counter() - t
     return rep
 
