@@ -158,4 +158,4 @@ def test_header_value_names_file_and_key(tmp_path, drop, extra, why):
     assert R.header_value(raw, "RDNOISE") == 3.0
     raw.header.remove("IFUID")
     with pytest.raises(RawReadError, match="header has no IFUID"):
-        raw.ifuid
+        _ = raw.ifuid

@@ -233,7 +233,7 @@ class RawTar:
         """The regular-file members readable in full, in tar order."""
         return list(self.index)
 
-    def __enter__(self) -> "RawTar":
+    def __enter__(self) -> RawTar:
         return self
 
     def __exit__(self, *exc: object) -> None:

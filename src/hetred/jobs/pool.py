@@ -60,7 +60,7 @@ class WorkerPool:
         self._initializer, self._initargs = initializer, initargs
         self._slots: list[ProcessPoolExecutor | None] = [None] * workers
 
-    def __enter__(self) -> "WorkerPool":
+    def __enter__(self) -> WorkerPool:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -129,4 +129,4 @@ def died_result(layout: Layout, stage: str, unit: str, died: WorkerDied) -> Unit
     return UnitResult(stage, unit, "failed", message=died.reason + note)
 
 
-__all__: Sequence[str] = ("WorkerPool", "WorkerDied", "died_result")
+__all__: Sequence[str] = ("WorkerDied", "WorkerPool", "died_result")

@@ -159,7 +159,7 @@ def classify(layout: Layout, unit: Unit, t0: float, rc: int, err: str) -> tuple[
     errs = [x for x in lines if x.startswith("hetred:")]
     last = (errs or lines or [f"exit status {rc}, no marker"])[-1]
     for prefix in ("hetred: error: ", f"{unit.stage} {unit.uid}: ", "hetred: "):
-        last = last[len(prefix):] if last.startswith(prefix) else last
+        last = last.removeprefix(prefix)
     return "failed", last
 
 

@@ -172,8 +172,8 @@ def scan_month(layout: Layout, month: str) -> MonthScan:
 
 def format_broken(month: str, broken: list[BrokenTar]) -> str:
     """The ``{month}broken`` text: one line per tar, then its lost members (``lost LINE``)."""
-    out = [f"# {month}: raw tars read only in part (their intact members are in the tarlist); "
-           f"{len(broken)} tar(s)"]
+    out = [(f"# {month}: raw tars read only in part (their intact members are in the tarlist); "
+            f"{len(broken)} tar(s)")]
     for b in broken:
         out.append(b.line)
         out += [f"lost {m}" for m in b.lost]
