@@ -55,15 +55,19 @@ def load_config(path: str | Path | None = None, raw: str | Path | None = None,
             data = tomllib.loads(p.read_text())
         except FileNotFoundError:
             raise HetredError(f"config file {p} does not exist") from None
+        except OSError as err:
+            raise HetredError(f"config file {p} cannot be read: {err.strerror or err}") from None
+        except UnicodeDecodeError:
+            raise HetredError(f"config file {p} is not text (UTF-8 TOML)") from None
         except tomllib.TOMLDecodeError as err:
             raise HetredError(f"config file {p} is not valid TOML: {err}") from None
         check_tables(data, p)
         cfg.file = p
         paths = data.get("paths", {})
         if "raw" in paths:
-            cfg.raw = Path(paths["raw"]).expanduser()
+            cfg.raw = _path(paths["raw"], "paths", "raw", p)
         if "red" in paths:
-            cfg.red = Path(paths["red"]).expanduser()
+            cfg.red = _path(paths["red"], "paths", "red", p)
         cfg.stages = {k: dict(v) for k, v in data.get("stages", {}).items()}
         sources.append(str(p))
     if env.get("HETRED_RAW"):
@@ -80,6 +84,14 @@ def load_config(path: str | Path | None = None, raw: str | Path | None = None,
         sources.append("--red")
     cfg.source = " < ".join(sources)
     return cfg
+
+
+def _path(value: Any, table: str, key: str, path: Path) -> Path:
+    """A ``[paths]`` value as a Path; a one-line error naming the file and key otherwise."""
+    if not isinstance(value, str) or not value.strip():
+        raise HetredError(f"config file {path}: [{table}] {key} = {value!r} is not a path "
+                          f"(give a quoted string, e.g. {key} = \"/scratch/hetred\")")
+    return Path(value).expanduser()
 
 
 #: the tables a config file may have, and the keys of [paths]

@@ -15,6 +15,23 @@ class RawReadError(HetredError):
         self.reason = reason
 
 
+class WriteError(HetredError):
+    """A product, marker or temporary file that cannot be written (read-only tree, full disk,
+    permissions): names the file and the system's reason."""
+
+    def __init__(self, target: object, err: OSError) -> None:
+        reason = err.strerror or str(err) or err.__class__.__name__
+        # astropy repeats its "Not enough space on disk: ..." sentence: each sentence once
+        reason = ". ".join(dict.fromkeys(x.strip() for x in reason.split(". ") if x.strip()))
+        other = getattr(err, "filename", None)
+        if other is not None and str(other) != str(target) and ".tmp" not in str(other):
+            reason += f" ({other})"
+        super().__init__(f"cannot write {target}: {reason}")
+        self.target = str(target)
+        self.reason = reason
+        self.errno = err.errno
+
+
 class EmptyUnit(HetredError):
     """A unit with nothing to do in the data (e.g. a ``bri`` background unit of a dark month):
     not a failure. :func:`hetred.jobs.units.run_unit` writes an *empty* marker with the reason,

@@ -77,6 +77,8 @@ TABLE: tuple[Entry, ...] = (
     # --- step 1-2: lists --------------------------------------------------------------------
     Entry("tarlist", "red", "tarlists/{month}tarlist", "every raw amp file of a month, repeats removed"),
     Entry("tarlist_repeats", "red", "tarlists/{month}repeats", "repeated files dropped from the tarlist"),
+    Entry("tarlist_broken", "red", "tarlists/{month}broken",
+          "raw tars read only in part (truncated or damaged) and the members lost"),
     Entry("scilist", "red", "tarlists/{month}sci", "one line per science exposure with header values"),
     Entry("callist", "red", "tarlists/{month}cal", "calibration inventory per night, type and IFU slot"),
     Entry("fplane", "red", "fplane/fp{night}.txt", "the night's focal plane, from the raw headers"),

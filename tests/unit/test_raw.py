@@ -93,3 +93,69 @@ def test_contid_number():
     assert R.contid_number("S/N 0059") == "0059"
     assert R.contid_number("S/N 59") == "0059"
     assert R.contid_number("") == ""
+
+
+def _tar_of(lay: Layout, n: int = 4, size: int = 3000) -> tuple:
+    """A tar of ``n`` members of ``size`` bytes; (path, names, bytes per member in the tar)."""
+    names = [member(5, e, f"20180522T0237{e:02d}.0", 53, "LL", "zro") for e in range(1, n + 1)]
+    tar = write_tar(lay, "20180522", 5, {m: bytes([e]) * size for e, m in enumerate(names)})
+    return tar, names, 512 + -(-size // 512) * 512
+
+
+@pytest.mark.parametrize("where, listed, lost", [
+    ("data", 2, 1),         # the file ends inside the third member's data
+    ("header", 2, 0),       # inside the third member's header
+    ("boundary", 2, 0),     # right after the second member (no end-of-archive block)
+])
+def test_truncated_tar_gives_its_intact_members(tmp_path, where, listed, lost):
+    import os
+
+    tar, names, step = _tar_of(Layout(tmp_path / "raw", tmp_path / "red"))
+    cut = {"data": 2 * step + 700, "header": 2 * step + 300, "boundary": 2 * step}[where]
+    os.truncate(tar, cut)
+    with R.open_tar(tar) as tf:
+        assert tf.names == names[:listed] and tf.lost == names[listed:listed + lost]
+        assert tf.damage.startswith("truncated") and str(cut) in tf.damage
+        assert tf.read(names[1]) == bytes([1]) * 3000
+    assert R.tar_members(tar) == names[:listed]
+    with pytest.raises(RawReadError, match="lost: the tar is truncated" if lost else "not in the tar, which is truncated"):
+        R.read_raw_member(tar, names[2])
+
+
+def test_intact_tar_has_no_damage(tmp_path):
+    tar, names, _ = _tar_of(Layout(tmp_path / "raw", tmp_path / "red"))
+    with R.open_tar(tar) as tf:
+        assert tf.names == names and tf.lost == [] and tf.damage == ""
+    with pytest.raises(RawReadError, match="no such member in the tar$"):
+        R.read_raw_member(tar, "virus0000005/exp09/virus/x.fits")
+
+
+@pytest.mark.parametrize("key, value, why", [
+    ("IFUSLOT", "abc", "header IFUSLOT = 'abc' is not a whole number"),
+    ("SPECID", "3.5", "header SPECID = '3.5' is not a whole number"),
+])
+def test_garbage_identity_keys_fail_the_read_naming_file_and_key(tmp_path, key, value, why):
+    lay = Layout(tmp_path / "raw", tmp_path / "red")
+    name = member(5, 1, "20180522T023753.4", 53, "RU", "zro")
+    tar = write_tar(lay, "20180522", 5, {name: amp_fits_bytes(amp="RU", extra={key: value})})
+    with pytest.raises(RawReadError, match=why) as info:
+        R.read_raw_member(tar, name)
+    assert str(info.value).startswith(f"{tar}::{name}: ")
+
+
+@pytest.mark.parametrize("drop, extra, why", [
+    (("GAIN",), None, "header has no GAIN"),
+    ((), {"GAIN": "n/a"}, "header GAIN = 'n/a' is not a number"),
+    ((), {"GAIN": 0.0}, "header GAIN = 0.0 is not a positive number"),
+])
+def test_header_value_names_file_and_key(tmp_path, drop, extra, why):
+    lay = Layout(tmp_path / "raw", tmp_path / "red")
+    name = member(5, 1, "20180522T023753.4", 53, "RU", "zro")
+    tar = write_tar(lay, "20180522", 5, {name: amp_fits_bytes(amp="RU", extra=extra, drop=drop)})
+    raw = R.read_raw_member(tar, name)
+    with pytest.raises(RawReadError, match=why):
+        R.header_value(raw, "GAIN")
+    assert R.header_value(raw, "RDNOISE") == 3.0
+    raw.header.remove("IFUID")
+    with pytest.raises(RawReadError, match="header has no IFUID"):
+        _ = raw.ifuid

@@ -104,3 +104,24 @@ def test_unit_is_idempotent_with_markers(tmp_path):
     bad = run_unit(lay, "tarlist", "201803", lambda: T.run_tarlist(lay, "201803"))
     assert bad.status == "failed" and "no raw data" in bad.message
     assert lay.path("marker_failed", stage="tarlist", unit="201803").exists()
+
+
+def test_a_broken_tar_does_not_block_the_month(tmp_path):
+    """A tar that cannot be opened at all and a truncated one: the month's tarlist lists what is
+    readable and {month}broken says what is not."""
+    import os
+
+    lay = Layout(tmp_path / "raw", tmp_path / "red")
+    _make_month(lay)
+    zro = lay.path("raw_tar", night="20180101", obs=1)
+    os.truncate(zro, 512 + 512 + 100)           # inside the first member's... second header
+    lay.path("raw_tar", night="20180102", obs=1).write_bytes(b"not a tar" * 100)
+    out = T.run_tarlist(lay, "201801")
+    assert out.counts["written"]["zro"] == 1 and out.counts["written"]["sci"] == 6
+    assert out.counts["written"].get("twi", 0) == 0
+    broken = {b["tar"]: b for b in out.counts["broken_tars"]}
+    assert set(broken) == {str(zro), str(lay.path("raw_tar", night="20180102", obs=1))}
+    assert broken[str(zro)]["listed"] == 1 and "truncated" in broken[str(zro)]["damage"]
+    text = lay.path("tarlist_broken", month="201801").read_text()
+    assert f"{zro}: 1 members listed; truncated" in text and "cannot open tar" in text
+    assert str(lay.path("tarlist_broken", month="201801")) in out.outputs

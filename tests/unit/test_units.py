@@ -177,24 +177,43 @@ def test_notes_are_said_once(lay):
         "twical-reduce: background models missing: 053LL: bri, 053LU: bri"]
 
 
-def test_pool_workers_die_with_a_killed_parent(tmp_path):
+_POOLS = {
+    # hetred.jobs.workers.process_pool: a ProcessPoolExecutor of N workers
+    "process_pool": """
+        from hetred.jobs.workers import process_pool
+        pool = process_pool(2)
+        futs = [pool.submit(busy, i) for i in range(4)]
+        time.sleep(1.5)
+        pids = list(pool._processes)
+    """,
+    # hetred.jobs.pool.WorkerPool (run, twical, sci, astrom --jobs): one executor per worker
+    "WorkerPool": """
+        from hetred.jobs.pool import WorkerPool
+        pool = WorkerPool(2)
+        futs = [pool._executor(k).submit(busy, k) for k in range(2)]
+        time.sleep(1.5)
+        pids = [p for k in range(2) for p in pool._executor(k)._processes]
+    """,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_POOLS))
+def test_pool_workers_die_with_a_killed_parent(tmp_path, kind):
     """kill -9 of a --jobs N parent: its pool workers end too (they used to wait for ever)."""
     script = tmp_path / "p.py"
+    main = textwrap.dedent(_POOLS[kind]) + textwrap.dedent("""
+        print(" ".join(str(p) for p in pids), flush=True)
+        time.sleep(120)
+    """)
     script.write_text(textwrap.dedent(f"""
         import os, sys, time
         sys.path.insert(0, {SRC!r})
-        from hetred.jobs.workers import process_pool
 
         def busy(x):
             time.sleep(120)
 
         if __name__ == "__main__":
-            pool = process_pool(2)
-            futs = [pool.submit(busy, i) for i in range(4)]
-            time.sleep(1.5)
-            print(" ".join(str(p) for p in pool._processes), flush=True)
-            time.sleep(120)
-    """))
+    """) + textwrap.indent(main, " " * 4))
     parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     workers = [int(x) for x in parent.stdout.readline().split()]
     assert len(workers) == 2 and all(_alive(w) for w in workers)
@@ -221,8 +240,14 @@ def _alive(pid: int) -> bool:
 
 
 def test_every_pool_is_a_process_pool_that_dies_with_its_parent():
-    """Stage code makes its worker pools with hetred.jobs.workers.process_pool only."""
+    """Stage code makes its worker pools with hetred.jobs.workers.process_pool or
+    hetred.jobs.pool.WorkerPool only, and a WorkerPool's workers die with their parent."""
+    from hetred.jobs.pool import WorkerPool
+    from hetred.jobs.workers import die_with_parent
+
     src = Path(SRC) / "hetred"
     users = [p.relative_to(src).as_posix() for p in src.rglob("*.py")
-             if "ProcessPoolExecutor(" in p.read_text() and p.name != "workers.py"]
-    assert users == []
+             if "ProcessPoolExecutor(" in p.read_text()]
+    assert sorted(users) == ["jobs/pool.py", "jobs/workers.py"]
+    pool = WorkerPool(2)
+    assert pool._initializer is die_with_parent and pool._initargs == (os.getpid(),)

@@ -36,7 +36,7 @@ from astropy.io import fits
 from hetred._ext import boxfilter as BF
 from hetred.errors import HetredError
 from hetred.io.pixmask import Box
-from hetred.io.raw import RawAmp
+from hetred.io.raw import RawAmp, header_value
 from hetred.layout import Layout
 from hetred.stats import biweight
 from hetred.virus import amp as ampgeom
@@ -66,23 +66,6 @@ def _read_image(path: str, mtime_ns: int) -> np.ndarray:
 def read_image(path: Path) -> np.ndarray:
     """A 1032 x 1032 calibration image (read once per process and file version), read-only."""
     return _read_image(str(path), path.stat().st_mtime_ns)
-
-
-def header_value(raw: RawAmp, key: str) -> float:
-    """A positive number the reduction needs from the raw header (GAIN e-/ADU, RDNOISE e-).
-
-    Raises :class:`HetredError` naming the file and the key when it is missing or unparsable
-    (a frame reduced with a default gain would be wrong by the gain error, silently)."""
-    if key not in raw.header:
-        raise HetredError(f"{raw.source}: header has no {key}")
-    value = raw.header[key]
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise HetredError(f"{raw.source}: header {key} = {value!r} is not a number") from None
-    if not np.isfinite(number) or number <= 0:
-        raise HetredError(f"{raw.source}: header {key} = {value!r} is not a positive number")
-    return number
 
 
 def master_bias_path(layout: Layout, month: str, raw: RawAmp) -> Path:

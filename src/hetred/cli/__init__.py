@@ -110,6 +110,13 @@ def main(argv: list[str] | None = None) -> None:
     except HetredError as err:
         click.echo(f"hetred: error: {err}", err=True)
         sys.exit(1)
+    except OSError as err:      # the tree or the disk, outside a unit (units report their own)
+        from hetred.jobs.units import describe_failure
+
+        if verbose:
+            traceback.print_exc()
+        click.echo(f"hetred: error: {describe_failure(err)}", err=True)
+        sys.exit(1)
     except Exception as err:  # an unexpected failure still ends with one clear line
         if verbose:
             traceback.print_exc()

@@ -13,6 +13,7 @@ from hetred.cli.common import (
     exit_on_failures,
     get_config,
     report_unit,
+    run_parallel,
     stage_entries,
     status_cell,
     track,
@@ -119,11 +120,9 @@ def command(ctx: click.Context, month: str | None, shot: str | None, catalog: st
         return
     results: list[UnitResult] = []
     if jobs > 1 and len(units) > 1:
-        from hetred.jobs.workers import process_pool
-        with process_pool(jobs) as pool:
-            futs = [pool.submit(_job, layout, u, settings, overwrite, catalog, fplane) for u in units]
-            for f in track(futs, "astrom", total=len(futs), quiet=quiet):
-                results.append(f.result())
+        from functools import partial
+        job = partial(_job, layout, settings=settings, overwrite=overwrite, catalog=catalog, fplane=fplane)
+        results = run_parallel(layout, STAGE, job, units, lambda u: u.unit, jobs, "astrom", quiet)
     else:
         for u in track(units, "astrom", total=len(units), quiet=quiet):
             results.append(_job(layout, u, settings, overwrite, catalog, fplane))

@@ -1,7 +1,7 @@
 """Shared pieces of the subcommands: the config in the click context, consoles, progress."""
 from __future__ import annotations
 
-from typing import Iterable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import click
 from rich.console import Console
@@ -9,7 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from hetred.config import Config
 from hetred.errors import HetredError
-from hetred.jobs.units import UnitResult
+from hetred.jobs.units import UnitResult, describe_failure
 
 T = TypeVar("T")
 console = Console()
@@ -48,8 +48,9 @@ def status_cell(status: str) -> str:
 
 
 def report_unit(result: UnitResult, quiet: bool = False) -> None:
-    """One line about a unit that did not simply finish: skipped, empty (nothing to do), failed,
-    or running elsewhere (the last always: ``hetred run`` reads it)."""
+    """One line about a unit that did not simply finish: skipped, empty (nothing to do), or
+    running elsewhere (the last always: ``hetred run`` reads it). A failed unit gets its one
+    ``hetred: error:`` line from :func:`exit_on_failures`, after the summary table, and no other."""
     if result.status == "skipped" and not quiet:
         err_console.print(f"[dim]{result.stage} {result.unit}: {result.message}[/dim]")
     elif result.status == "empty" and not quiet:
@@ -57,9 +58,6 @@ def report_unit(result: UnitResult, quiet: bool = False) -> None:
                           highlight=False)
     elif result.status == "running":
         err_console.print(f"{result.stage} {result.unit}: {result.message}", highlight=False, soft_wrap=True)
-    elif result.status == "failed":
-        err_console.print(f"[red]{result.stage} {result.unit} failed:[/red] {result.message}",
-                          highlight=False)
 
 
 def report_notes(stage: str, results: Iterable[UnitResult], layout=None, quiet: bool = False) -> None:
@@ -160,3 +158,33 @@ def stage_entries(layout, month: str, dry_run: bool) -> list:
         console.print(f"would write the tarlist {layout.path('tarlist', month=month)} (not there yet)",
                       highlight=False)
     return entries
+
+
+def after_units(stage: str, what: str, fn: Callable[[], T]) -> tuple[T | None, UnitResult | None]:
+    """Run a step that follows the units (a month-wide table, QA plots): (its value, None), or
+    when it fails on a HetredError or OSError (read-only tree, full disk) (None, a failed result
+    named ``what``), so that the summary is still printed and the failure reported as a unit's."""
+    try:
+        return fn(), None
+    except HetredError as err:
+        msg = str(err)
+    except OSError as err:
+        msg = describe_failure(err)
+    return None, UnitResult(stage, what, "failed", message=msg)
+
+
+def run_parallel(layout, stage: str, job: Callable[[T], UnitResult], items: list[T],
+                 unit_of: Callable[[T], str], jobs: int, description: str,
+                 quiet: bool = False) -> list[UnitResult]:
+    """``job(item)`` for every item in ``jobs`` worker processes (:mod:`hetred.jobs.pool`), the
+    results in the order of ``items``; a unit whose worker dies fails alone (failed marker
+    written) and the others go on."""
+    from hetred.jobs.pool import WorkerDied, WorkerPool, died_result
+
+    got: dict[int, UnitResult] = {}
+    index = {id(it): k for k, it in enumerate(items)}
+    with WorkerPool(jobs) as pool:
+        for item, r in track(pool.imap(job, items), description, total=len(items), quiet=quiet):
+            k = index[id(item)]
+            got[k] = died_result(layout, stage, unit_of(item), r) if isinstance(r, WorkerDied) else r
+    return [got[k] for k in range(len(items))]

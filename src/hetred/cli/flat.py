@@ -5,6 +5,7 @@ import click
 from rich.table import Table
 
 from hetred.cli.common import (
+    after_units,
     check_month,
     check_night,
     console,
@@ -99,7 +100,7 @@ def command(ctx: click.Context, specid: int, ifuslots: tuple[int, ...], nights: 
         if r.status != "done":
             report_unit(r, quiet=quiet)
         results.append(r)
-    path, nbox = flat_run.write_pixmask_table(layout)
+    table_written, bad = after_units(flat_settings.STAGE, "(pix_mask.tab)", lambda: flat_run.write_pixmask_table(layout))
     if not quiet:
         table = Table(title=f"hetred flat {specid:03d}")
         for col in ("unit", "frames", "dropped", "boxes", "time s", "status"):
@@ -111,5 +112,6 @@ def command(ctx: click.Context, specid: int, ifuslots: tuple[int, ...], nights: 
             table.add_row(r.unit, str(c.get("used", "-")), str(sum(drop.values())) if drop else "0",
                           str(c.get("nboxes", "-")), f"{r.seconds:.1f}", status_cell(r.status))
         console.print(table)
-        console.print(f"{path}: {nbox} boxes", highlight=False)
-    exit_on_failures(ctx, results)
+        if table_written is not None:
+            console.print(f"{table_written[0]}: {table_written[1]} boxes", highlight=False)
+    exit_on_failures(ctx, results + ([bad] if bad is not None else []))

@@ -5,6 +5,7 @@ import click
 from rich.table import Table
 
 from hetred.cli.common import (
+    after_units,
     check_month,
     console,
     exit_on_failures,
@@ -12,6 +13,7 @@ from hetred.cli.common import (
     parse_slot,
     report_notes,
     report_unit,
+    run_parallel,
     status_cell,
     track,
     unit_counts,
@@ -38,7 +40,7 @@ slots and nights, e.g. "092" = [{last = "20190912", month = "201908"}]).
 """
 
 
-def _job(layout, unit, settings, overwrite):
+def _job(layout, unit, settings=None, overwrite=False):
     from hetred.sci.run import STAGE, run_sci
     return run_unit(layout, STAGE, unit.unit, lambda: run_sci(layout, unit, settings), overwrite=overwrite)
 
@@ -93,18 +95,19 @@ def command(ctx: click.Context, month: str | None, shot: str | None, exp: int | 
         return
     results: list[UnitResult] = []
     if jobs > 1 and len(units) > 1:
-        from hetred.jobs.workers import process_pool
-        with process_pool(jobs) as pool:
-            futs = [pool.submit(_job, layout, u, settings, overwrite) for u in units]
-            for f in track(futs, "sci", total=len(futs), quiet=quiet):
-                results.append(f.result())
+        from functools import partial
+        job = partial(_job, layout, settings=settings, overwrite=overwrite)
+        results = run_parallel(layout, STAGE, job, units, lambda u: u.unit, jobs, "sci", quiet)
     else:
         for u in track(units, "sci", total=len(units), quiet=quiet):
             results.append(_job(layout, u, settings, overwrite))
-    pngs = []
+    pngs: list[str] = []
     if settings.fplane_png:
         from hetred.sci.run import write_exposure_pngs
-        pngs = write_exposure_pngs(layout, units)
+        got, bad = after_units("sci-fplane-png", "(focal-plane PNGs)", lambda: write_exposure_pngs(layout, units))
+        pngs = got or []
+        if bad is not None:
+            results.append(bad)
     for r in results:
         if r.status in ("skipped", "running"):
             report_unit(r, quiet=quiet)

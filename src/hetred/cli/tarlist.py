@@ -37,7 +37,7 @@ def command(ctx: click.Context, month: str, from_list: Path | None, overwrite: b
     cfg = get_config(ctx)
     layout = cfg.layout
     if dry_run:
-        for key in ("tarlist", "tarlist_repeats", "scilist", "callist"):
+        for key in ("tarlist", "tarlist_repeats", "tarlist_broken", "scilist", "callist"):
             console.print(f"would write {layout.path(key, month=month)}")
         return
     if from_list is None and not layout.raw.is_dir():
@@ -49,6 +49,18 @@ def command(ctx: click.Context, month: str, from_list: Path | None, overwrite: b
     report_unit(result, quiet=cfg.verbosity < 0)
     if result.outcome is not None and cfg.verbosity >= 0:
         _summary(month, result.outcome.counts, result.outcome.outputs)
+    if result.outcome is not None:
+        _warn_broken(layout, month, result.outcome.counts.get("broken_tars", []))
+
+
+def _warn_broken(layout, month: str, broken: list[dict]) -> None:
+    """One warning line per raw tar read only in part (on stderr, also with -q)."""
+    for b in broken:
+        lost = f"; {len(b['lost'])} member(s) known lost" if b["lost"] else ""
+        click.echo(f"hetred: warning: {b['tar']}: {b['listed']} members listed{lost}; {b['damage']}", err=True)
+    if broken:
+        click.echo(f"hetred: warning: {len(broken)} raw tar(s) read only in part: "
+                   f"see {layout.path('tarlist_broken', month=month)}", err=True)
 
 
 def _summary(month: str, counts: dict, outputs: list[str]) -> None:
@@ -68,6 +80,13 @@ def _summary(month: str, counts: dict, outputs: list[str]) -> None:
     console.print(f"repeats dropped: {len(counts['repeats'])}")
     for line in counts["repeats"][:10]:
         console.print(f"  {line}", highlight=False)
+    broken = counts.get("broken_tars", [])
+    if broken:
+        console.print(f"[yellow]broken tars: {len(broken)}[/yellow] (intact members listed, the rest lost)")
+        for b in broken[:10]:
+            console.print(f"  {b['tar']}: {b['listed']} listed, {b['damage']}", highlight=False)
+            for line in b["lost"][:5]:
+                console.print(f"    lost {line}", highlight=False)
     for p in counts.get("header_problems", [])[:3]:
         console.print(f"[yellow]note:[/yellow] {p}", highlight=False)
     for path in outputs:

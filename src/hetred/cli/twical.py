@@ -5,12 +5,14 @@ import click
 from rich.table import Table
 
 from hetred.cli.common import (
+    after_units,
     check_month,
     console,
     exit_on_failures,
     get_config,
     report_notes,
     report_unit,
+    run_parallel,
     status_cell,
     track,
 )
@@ -28,7 +30,7 @@ Examples:
 """
 
 
-def _reduce_job(layout, month, expo, solar, overwrite):
+def _reduce_job(layout, month, expo, solar=None, overwrite=False):
     from hetred.twical.run import STAGE_REDUCE, run_reduce
     return run_unit(layout, STAGE_REDUCE, expo.unit, lambda: run_reduce(layout, month, expo, solar),
                     overwrite=overwrite)
@@ -90,12 +92,11 @@ def command(ctx, month, ifuslots, amp_sel, exp_sel, step, solar, solar_fwhm, job
         return
     results = []
     if step in ("reduce", "all"):
-        if jobs > 1:
-            from hetred.jobs.workers import process_pool
-            with process_pool(jobs) as pool:
-                futs = [pool.submit(_reduce_job, layout, month, e, template, overwrite) for e in expos]
-                for f in track(futs, f"twical reduce {month}", total=len(futs), quiet=quiet):
-                    results.append(f.result())
+        if jobs > 1 and len(expos) > 1:
+            from functools import partial
+            job = partial(_reduce_job, layout, month, solar=template, overwrite=overwrite)
+            results += run_parallel(layout, twical_run.STAGE_REDUCE, job, expos, lambda e: e.unit, jobs,
+                                    f"twical reduce {month}", quiet)
         else:
             for e in track(expos, f"twical reduce {month}", total=len(expos), quiet=quiet):
                 results.append(_reduce_job(layout, month, e, template, overwrite))
@@ -114,7 +115,9 @@ def command(ctx, month, ifuslots, amp_sel, exp_sel, step, solar, solar_fwhm, job
                      overwrite=redo)
         results.append(r)
         for s in sorted({s for s, _ in amps}):
-            write_qa(layout, month, s)
+            _, bad = after_units("twical-qa", f"{month}_{s:03d}", lambda s=s: write_qa(layout, month, s))
+            if bad is not None:
+                results.append(bad)
     for r in results:
         if r.status != "done":
             report_unit(r, quiet=quiet)

@@ -9,7 +9,9 @@ import tempfile
 import numpy as np
 from scipy import ndimage
 
+from hetred.errors import WriteError
 from hetred.flat.settings import F32, FlatSettings
+from hetred.io.framestack import stack_description
 from hetred.stats import biweight
 from hetred.virus import amp as ampgeom
 
@@ -118,7 +120,11 @@ class RatioStack:
     """float32 (1032, 1032) images in an unlinked temporary file; combined in row bands."""
 
     def __init__(self, tmpdir: str | None = None, shape=(ampgeom.NROWS, ampgeom.NCOLS)) -> None:
-        self._f = tempfile.TemporaryFile(prefix="hetred-flat-", dir=tmpdir)
+        self._where = stack_description(tmpdir)
+        try:
+            self._f = tempfile.TemporaryFile(prefix="hetred-flat-", dir=tmpdir)
+        except OSError as err:
+            raise WriteError(self._where, err) from None
         self.shape = tuple(shape)
         self.n = 0
 
@@ -129,7 +135,11 @@ class RatioStack:
         self._f.close()
 
     def add(self, image: np.ndarray) -> None:
-        self._f.write(np.ascontiguousarray(image, dtype=F32).tobytes())
+        try:
+            self._f.write(np.ascontiguousarray(image, dtype=F32).tobytes())
+            self._f.flush()
+        except OSError as err:
+            raise WriteError(self._where, err) from None
         self.n += 1
 
     def combine(self, band_mib: float = 64.0) -> np.ndarray:

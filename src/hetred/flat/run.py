@@ -9,7 +9,8 @@ Unit of work: camera (SPECID) x amp, id ``cam320_LL``.  Every lamp flat (``flt``
 
 1. reduced: overscan (Karl's region), the month's master bias when one exists for the frame's
    controller (else overscan only), orientation, header gain -> electrons; frames whose median
-   (ADU, overscan-subtracted) is below ``min_level`` are dropped (rsetflat's 7000);
+   (ADU, overscan-subtracted) is below ``min_level`` are dropped (rsetflat's 7000); a frame
+   without a positive GAIN or RDNOISE fails the unit with one line naming the file and the key;
 2. calibrated: traces, empirical profile and extraction (:func:`hetred.fibers.profile.calibrate_frame`);
 3. modelled: the extracted spectra are made smooth at the pixel scale (see :func:`smooth_spectra`)
    and projected back through the profiles (:func:`hetred.fibers.extract.model_image`);
@@ -39,7 +40,7 @@ from hetred.flat.pixelflat import RatioStack, flat_ratio, remove_row_trend
 from hetred.flat.settings import F32, STAGE, FlatSettings
 from hetred.io import pixmask
 from hetred.io.atomic import atomic_path, write_fits_atomic, write_text_atomic
-from hetred.io.raw import RawAmp, iter_members, open_tar, read_member_header, tar_members
+from hetred.io.raw import RawAmp, header_value, iter_members, open_tar, read_member_header, tar_members
 from hetred.jobs.units import UnitOutcome
 from hetred.layout import Layout, parse
 from hetred.virus import amp as ampgeom
@@ -116,7 +117,9 @@ def reduce_frame(raw: RawAmp, layout: Layout | None = None) -> tuple[np.ndarray,
     """Oriented electrons of a raw frame: (image, median ADU, bias used).
 
     Overscan, the master bias of the frame's month, SPECID, controller and amp when it exists
-    (raw orientation, oriented here), else overscan only; header gain."""
+    (raw orientation, oriented here), else overscan only; header gain (a frame without a
+    positive GAIN fails: :class:`~hetred.errors.RawReadError` naming the file and the key)."""
+    gain = F32(header_value(raw, "GAIN"))
     img = raw.oriented()
     level = float(np.median(img))
     used = "overscan only"
@@ -127,7 +130,6 @@ def reduce_frame(raw: RawAmp, layout: Layout | None = None) -> tuple[np.ndarray,
                 bias = np.asarray(h[0].data, dtype=F32)
             img = img - np.ascontiguousarray(ampgeom.orient(bias, raw.amp, raw.ampname))
             used = str(p)
-    gain = F32(raw.header.get("GAIN", 1.0))
     return (img * gain).astype(F32), level, used
 
 
@@ -158,14 +160,15 @@ def run_pixelflat(layout: Layout, specid: int, amp: str, frames: Sequence[FlatFr
                     dropped["saturated"] = dropped.get("saturated", 0) + 1
                     continue
                 biases.add(str(bias_path(layout, raw)))
-                img, level, _bias = reduce_frame(raw, layout)
+                img, level, _bias = reduce_frame(raw, layout)   # fails the unit without GAIN
+                read_noise = header_value(raw, "RDNOISE")
                 if level < s.min_level:
                     dropped["faint"] = dropped.get("faint", 0) + 1
                     continue
                 t1 = time.perf_counter()
                 timings["read"] += t1 - t0
                 try:
-                    ratio, info = flat_ratio(img, float(raw.header.get("RDNOISE", 3.0)), s, reference,
+                    ratio, info = flat_ratio(img, read_noise, s, reference,
                                              kind=f.kind)
                     reference = info["calibration"]
                 except (ValueError, np.linalg.LinAlgError, HetredError):

@@ -1,7 +1,9 @@
 """Atomic writers: a product appears complete or not at all.
 
 Each writer writes to a temporary name in the destination folder, then renames it
-(``os.replace`` is atomic on POSIX within one file system). A process killed outright (SIGKILL)
+(``os.replace`` is atomic on POSIX within one file system). A failure of the file system
+(read-only tree, full disk, permissions) raises :class:`hetred.errors.WriteError` naming the
+destination, and the temporary file is removed. A process killed outright (SIGKILL)
 mid-write leaves its hidden ``.{name}.XXXX.tmp`` behind; inside :func:`journal_temporaries`
 (which :func:`hetred.jobs.units.run_unit` opens around a unit) every temporary name is reported
 before it is written to, so the unit's next run removes what a killed run left.
@@ -15,6 +17,8 @@ import tempfile
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Callable, Iterator
+
+from hetred.errors import WriteError
 
 #: file mode of products: 0666 less the process umask (mkstemp alone would leave 0600)
 _UMASK = os.umask(0)
@@ -38,19 +42,27 @@ def journal_temporaries(record: Callable[[Path], None]) -> Iterator[None]:
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it to ``path``, else remove it."""
     dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    record = _JOURNAL.get()
-    if record is not None:
-        record(tmp_path)
     try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+        os.close(fd)
+    except OSError as err:
+        raise WriteError(dest, err) from None
+    tmp_path = Path(tmp)
+    try:
+        record = _JOURNAL.get()
+        if record is not None:
+            record(tmp_path)
         yield tmp_path
         os.chmod(tmp_path, FILE_MODE)
         os.replace(tmp_path, dest)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
+    except BaseException as err:
+        try:
+            tmp_path.unlink(missing_ok=True)
+        except OSError:     # the tree went away or read-only: the original error is the one to report
+            pass
+        if isinstance(err, OSError):
+            raise WriteError(dest, err) from None
         raise
 
 

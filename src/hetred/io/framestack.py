@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from hetred.errors import HetredError
+from hetred.errors import HetredError, WriteError
 from hetred.virus import amp as ampgeom
 
 #: imcmb skips values v with nint(v) == -666 (Karl's blank); nint rounds halves away from zero
@@ -27,7 +27,11 @@ class FrameStack:
     """
 
     def __init__(self, tmpdir: str | os.PathLike | None = None) -> None:
-        self._f = tempfile.TemporaryFile(prefix="hetred-bias-", dir=tmpdir)
+        self._where = stack_description(tmpdir)
+        try:
+            self._f = tempfile.TemporaryFile(prefix="hetred-bias-", dir=tmpdir)
+        except OSError as err:
+            raise WriteError(self._where, err) from None
         self.overscan: list[np.float32] = []
         self.shape = (ampgeom.NROWS, ampgeom.NCOLS)
         self._frame_bytes = self.shape[0] * self.shape[1] * 2
@@ -47,7 +51,11 @@ class FrameStack:
     def add(self, raw: np.ndarray, overscan: float) -> int:
         """Store the data section of a raw (1032, 1064) uint16 frame; returns its index."""
         data = np.ascontiguousarray(ampgeom.trim(raw), dtype=np.uint16)
-        self._f.write(data.tobytes())
+        try:
+            self._f.write(data.tobytes())
+            self._f.flush()
+        except OSError as err:
+            raise WriteError(self._where, err) from None
         self.overscan.append(np.float32(overscan))
         return len(self.overscan) - 1
 
@@ -66,6 +74,12 @@ class FrameStack:
             raw = np.frombuffer(buf, dtype=np.uint16).reshape(r1 - r0, ncol)
             np.subtract(raw, self.overscan[i], out=out[k], dtype=np.float32)
         return out
+
+
+def stack_description(tmpdir: str | os.PathLike | None) -> str:
+    """How messages name an unlinked temporary stack file: its folder and the setting."""
+    where = tmpdir if tmpdir is not None else tempfile.gettempdir()
+    return f"the temporary frame stack in {where} (setting tmpdir)"
 
 
 def band_rows(nframes: int, band_mib: float, ncol: int = ampgeom.NCOLS) -> int:

@@ -7,8 +7,9 @@ the click group, i.e. through the stage's own CLI, ``run_*`` function and
 marker started by this call is *done*, an older one *skipped*, an empty marker *empty* (nothing
 to do in the data, not a failure), a failed marker started by this call *failed* with its
 one-line reason; a unit whose lock another process holds is waited for (see :func:`run_stage`).
-Workers die with this process (:func:`hetred.jobs.workers.process_pool`). Stages run one after
-the other in the order the registry declares (stage k+1 starts when every unit of stage k has
+Workers die with this process (:func:`hetred.jobs.workers.die_with_parent`), and a dead worker
+fails only its unit (:class:`hetred.jobs.pool.WorkerPool`). Stages run one after the other in
+the order the registry declares (stage k+1 starts when every unit of stage k has
 ended), as the ``afterok`` chain of ``hetred slurm-gen`` does.
 
 Also here: :func:`scope_entries`, how ``slurm-gen`` and ``run`` find a month's tarlist entries
@@ -22,19 +23,21 @@ import json
 import os
 import re
 import time
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from hetred.errors import HetredError
+from hetred.jobs.pool import WorkerDied, WorkerPool
 from hetred.jobs.registry import Scope, StageSpec, Unit, enumerate_units
 from hetred.jobs.units import (
     RUNNING_ELSEWHERE,
     UnitState,
+    describe_failure,
     format_notes,
     is_done,
+    mark_failed,
     merge_notes,
     read_empty,
     read_marker,
@@ -44,7 +47,6 @@ from hetred.jobs.units import (
 from hetred.jobs.units import (
     unit_state as _unit_state,
 )
-from hetred.jobs.workers import process_pool
 from hetred.layout import Layout
 from hetred.lists.tarlist import TarEntry, build_inventory, month_entries, planned_entries, run_tarlist
 
@@ -201,8 +203,11 @@ def execute(argv: Sequence[str]) -> tuple[float, int, str]:
         except click.ClickException as e:
             err.write(f"hetred: error: {e.format_message()}\n")
             rc = e.exit_code
+        except OSError as e:     # the tree, the disk: outside any unit (units report their own)
+            err.write(f"hetred: error: {describe_failure(e)}\n")
+            rc = 1
         except Exception as e:  # noqa: BLE001 - a unit's bug must not end the others
-            err.write(f"hetred: internal error: {e.__class__.__name__}: {e}\n")
+            err.write(f"hetred: {describe_failure(e)}\n")
             rc = 2
     return t0, rc, err.getvalue()
 
@@ -240,7 +245,10 @@ def classify(layout: Layout, unit: Unit, t0: float, rc: int, err: str) -> tuple[
         return "skipped", ""
     lines = [x.strip() for x in err.splitlines() if x.strip()]
     errs = [x for x in lines if x.startswith("hetred:")]
-    return "failed", (errs or lines or [f"exit status {rc}, no marker"])[-1]
+    last = (errs or lines or [f"exit status {rc}, no marker"])[-1]
+    for prefix in ("hetred: error: ", f"{unit.stage} {unit.uid}: ", "hetred: "):
+        last = last.removeprefix(prefix)
+    return "failed", last
 
 
 @dataclass
@@ -259,35 +267,43 @@ class StageReport:
     notes: list[str] = field(default_factory=list)   #: the units' notes, once per stage
 
 
-Progress = Callable[[Iterable[Future], str, int], Iterator[Future]]
+Progress = Callable[[Iterable[Any], str, int], Iterator[Any]]
 
 
-def _plain(items: Iterable[Future], description: str, total: int) -> Iterator[Future]:
+def _plain(items: Iterable[Any], description: str, total: int) -> Iterator[Any]:
     yield from items
+
+
+def _execute_unit(job: tuple[Unit, list[str]]) -> tuple[float, int, str]:
+    return execute(job[1])
 
 
 def run_stage(layout: Layout, global_args: Sequence[str], spec: StageSpec, units: Sequence[Unit],
               jobs: int = 1, overwrite: Sequence[bool] | bool = False, progress: Progress = _plain,
-              pool: ProcessPoolExecutor | None = None) -> StageReport:
+              pool: WorkerPool | None = None) -> StageReport:
     """Run a stage's units (``jobs`` at a time in ``pool``; in this process when ``jobs`` = 1).
 
+    A unit whose worker process dies (SIGKILL, the OOM killer) fails alone, with a failed marker
+    saying so; its worker is replaced and the other units go on (:mod:`hetred.jobs.pool`).
     A unit another process is running (its lock held: a second ``hetred run`` of the month) is
     left to it; when every other unit has ended, the stage waits for it and runs it again (a
     skip once the other process has finished it), so the next stage finds its products."""
     rep = StageReport(spec.name, units=len(units))
     flags = [overwrite] * len(units) if isinstance(overwrite, bool) else list(overwrite)
     argvs = {u: [*global_args, *u.args, *(["--overwrite"] if f else [])] for u, f in zip(units, flags)}
+    jobs_ = [(u, argvs[u]) for u in units]
     t = time.perf_counter()
+    results: Iterable[tuple[tuple[Unit, list[str]], Any]]
     if jobs > 1 and pool is not None and len(units) > 1:
-        futs = {pool.submit(execute, argvs[u]): u for u in units}
-        results = ((futs[f], f.result()) for f in progress(as_completed(futs), spec.name, len(futs)))
+        results = progress(pool.imap(_execute_unit, jobs_), spec.name, len(jobs_))
     else:
-        def _serial() -> Iterator[tuple[Unit, tuple[float, int, str]]]:
-            for u in units:
-                yield u, execute(argvs[u])
-        results = _serial()
+        results = ((j, _execute_unit(j)) for j in jobs_)
     elsewhere: list[Unit] = []
-    for unit, (t0, rc, err) in results:
+    for (unit, _), got in results:
+        if isinstance(got, WorkerDied):
+            _count(rep, unit, "failed", got.reason + mark_failed(layout, unit.stage, unit.uid, got.reason))
+            continue
+        t0, rc, err = got
         status, msg = classify(layout, unit, t0, rc, err)
         if status == "running":
             elsewhere.append(unit)
@@ -299,6 +315,8 @@ def run_stage(layout: Layout, global_args: Sequence[str], spec: StageSpec, units
         t0, rc, err = execute(argvs[unit])
         status, msg = classify(layout, unit, t0, rc, err)
         _count(rep, unit, status if status != "running" else "failed", msg)
+    order = {u.uid: k for k, u in enumerate(units)}
+    rep.failed.sort(key=lambda f: order.get(f[0], len(order)))      # units end in any order
     rep.seconds = time.perf_counter() - t
     notes = merge_notes((read_marker(layout, u.stage, u.uid) or {}).get("notes") for u in units)
     rep.notes = format_notes(spec.name, notes)
@@ -323,13 +341,16 @@ def run_chain(layout: Layout, global_args: Sequence[str], specs: Sequence[StageS
     was done in this call."""
     reports: list[StageReport] = []
     ran_groups: set[str] = set()
-    pool = process_pool(jobs) if jobs > 1 else None
+    pool = WorkerPool(jobs) if jobs > 1 else None
     try:
         for spec in specs:
             try:
                 units = enumerate_units(spec, scope)
             except HetredError as err:
                 reports.append(StageReport(spec.name, failed=[("(units)", str(err))]))
+                continue
+            except OSError as err:
+                reports.append(StageReport(spec.name, failed=[("(units)", describe_failure(err))]))
                 continue
             if spec.missing:
                 reports.append(StageReport(spec.name, units=len(units), note=f"{spec.missing}: not run"))
@@ -342,9 +363,14 @@ def run_chain(layout: Layout, global_args: Sequence[str], specs: Sequence[StageS
             if rep.done:
                 ran_groups.add(spec.group)
                 if spec.finalize is not None:
-                    spec.finalize(layout)
+                    try:
+                        spec.finalize(layout)
+                    except HetredError as err:
+                        rep.failed.append(("(after the units)", str(err)))
+                    except OSError as err:
+                        rep.failed.append(("(after the units)", describe_failure(err)))
             reports.append(rep)
     finally:
         if pool is not None:
-            pool.shutdown(cancel_futures=True)
+            pool.shutdown()
     return reports

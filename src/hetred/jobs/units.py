@@ -11,9 +11,14 @@
   ``bri`` background unit of a dark month): the reason, the counts it saw and its ``depends``
   (e.g. the tarlist). Not a failure: the exit status is 0 when every unit is done or empty, and
   ``slurm-gen --rerun-failed`` does not rerun it.
-* **failed**: a :class:`~hetred.errors.HetredError` (one-line reason), returned, so the other
-  units go on; any other exception (a bug, Ctrl-C, the SIGTERM of a Slurm time limit turned
-  into SystemExit by ``hetred.cli.main``) writes a failed marker and is re-raised.
+* **failed**: a one-line reason, returned, so the other units go on, whatever the failure:
+  a :class:`~hetred.errors.HetredError` (its message names the file, the key, the setting); an
+  ``OSError`` (read-only tree, full disk, unreadable file: the system's reason and the file it
+  names); any other ``Exception`` (a bug, ``MemoryError``: ``internal error: Class: message``,
+  the traceback kept in the marker). An interruption (Ctrl-C, the SIGTERM of a Slurm time limit
+  turned into SystemExit by ``hetred.cli.main``) writes a failed marker and is re-raised. When
+  even the failed marker cannot be written (read-only tree, full disk) the result still carries
+  the reason and says that no marker was written.
 
 A done or empty unit is skipped unless ``overwrite`` -- and unless it is **stale**: a file of its
 ``depends`` changed since (appeared, went, or has another size or mtime: e.g. twical reduced
@@ -21,7 +26,8 @@ before the pixel flat existed), or a recorded output went missing. A stale unit 
 the next run, so a calibration made in the wrong order mends itself.
 
 A unit being (re)done loses its done and empty markers when it starts, so a unit killed outright
-(SIGKILL, a lost node) has no marker: never a done one.
+(SIGKILL, a lost node) has no marker: never a done one (``hetred run`` and ``--jobs`` then write
+the failed one, :mod:`hetred.jobs.pool`).
 
 **Lock.** A unit runs under an exclusive ``fcntl`` lock on ``markers/{stage}/{unit}.lock``: a
 second process (two ``hetred run`` of one month, a job file submitted twice) finds it held and
@@ -32,18 +38,20 @@ the next run of the unit removes the temporaries it lists before starting.
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import socket
 import time
+import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from hetred._version import __version__
-from hetred.errors import EmptyUnit, HetredError
+from hetred.errors import EmptyUnit, HetredError, WriteError
 from hetred.io.atomic import journal_temporaries, write_json_atomic
 from hetred.layout import Layout
 
@@ -285,6 +293,20 @@ def wait_for(layout: Layout, stage: str, unit: str, poll: float = 1.0) -> None:
 # ------------------------------------------------------------------------------------------------
 # running a unit
 
+def describe_failure(err: BaseException) -> str:
+    """The one line a failed unit reports for an exception that is not a HetredError."""
+    if isinstance(err, OSError):
+        reason = err.strerror or str(err) or err.__class__.__name__
+        if err.filename is not None:
+            other = f" -> {err.filename2}" if err.filename2 is not None else ""
+            return f"{reason}: {err.filename}{other}"
+        return f"{reason} (errno {err.errno}; the system named no file)"
+    text = f"{err.__class__.__name__}: {err}" if str(err) else err.__class__.__name__
+    if isinstance(err, MemoryError):
+        return f"out of memory ({text})"
+    return f"internal error: {text}"
+
+
 def run_unit(layout: Layout, stage: str, unit: str, fn: Callable[[], UnitOutcome],
              overwrite: bool = False) -> UnitResult:
     """Run one unit idempotently, leaving a done, empty or failed marker (module docstring)."""
@@ -296,9 +318,10 @@ def run_unit(layout: Layout, stage: str, unit: str, fn: Callable[[], UnitOutcome
     lock = UnitLock(layout, stage, unit)
     try:
         got = lock.acquire()
-    except OSError as err:          # e.g. a read-only tree: the unit cannot start (nor leave a marker)
-        return UnitResult(stage, unit, "failed",
-                          message=f"cannot lock the unit: {lock.path}: {err.strerror or err}")
+    except OSError as err:        # a read-only or full tree: the unit cannot even be locked
+        with contextlib.suppress(OSError):
+            lock.release()
+        return _failed_outside(layout, stage, unit, str(WriteError(lock.path, err)))
     if not got:
         return UnitResult(stage, unit, "running", message=f"{RUNNING_ELSEWHERE} ({lock.holder})")
     try:
@@ -322,43 +345,82 @@ def _run_locked(layout: Layout, stage: str, unit: str, fn: Callable[[], UnitOutc
     failed = layout.path("marker_failed", stage=stage, unit=unit)
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
-    # a unit being (re)done is not done until it finishes again: a kill (SIGKILL, node loss) mid-way
-    # leaves no done marker, so --rerun-failed picks it up
-    done.unlink(missing_ok=True)
-    empty.unlink(missing_ok=True)
     base = {"stage": stage, "unit": unit, "started": started.isoformat(),
             "hetred_version": __version__, "host": socket.gethostname()}
+
+    def fail(reason: str, trace: str = "") -> UnitResult:
+        seconds = time.perf_counter() - t0
+        note = _write_failed(failed, base, reason, seconds, trace)
+        if trace and not note:
+            reason += f" (traceback in {failed})"
+        return UnitResult(stage, unit, "failed", seconds, reason + note)
+
     try:
+        # a unit being (re)done is not done until it finishes again: a kill (SIGKILL, node loss)
+        # mid-way leaves no done marker, so --rerun-failed picks it up
+        try:
+            done.unlink(missing_ok=True)
+            empty.unlink(missing_ok=True)
+        except OSError as err:      # a read-only tree: fail before any work
+            raise WriteError(done.parent, err) from None
         outcome = fn()
     except EmptyUnit as err:
         seconds = time.perf_counter() - t0
-        write_json_atomic(empty, {**base, "status": "empty", "reason": str(err), "counts": err.counts,
-                                  "depends": record_depends(err.depends), "seconds": round(seconds, 3)})
-        failed.unlink(missing_ok=True)
+        try:
+            write_json_atomic(empty, {**base, "status": "empty", "reason": str(err), "counts": err.counts,
+                                      "depends": record_depends(err.depends), "seconds": round(seconds, 3)})
+            failed.unlink(missing_ok=True)
+        except (HetredError, OSError) as werr:
+            return fail(str(werr) if isinstance(werr, HetredError) else describe_failure(werr))
         return UnitResult(stage, unit, "empty", seconds, str(err))
     except HetredError as err:
-        seconds = time.perf_counter() - t0
-        _write_failed(failed, base, str(err), seconds)
-        return UnitResult(stage, unit, "failed", seconds, str(err))
-    except BaseException as err:  # a bug, Ctrl-C, SIGTERM (hetred.cli.main): failed marker, re-raise
+        return fail(str(err))
+    except OSError as err:
+        return fail(describe_failure(err))
+    except Exception as err:  # noqa: BLE001 - a bug in one unit must not stop the others
+        return fail(describe_failure(err), traceback.format_exc())
+    except BaseException as err:  # Ctrl-C, SIGTERM (hetred.cli.main): failed marker, re-raise
         text = f"{err.__class__.__name__}: {err}" if str(err) else err.__class__.__name__
-        why = "unexpected error" if isinstance(err, Exception) else "interrupted"
-        _write_failed(failed, base, f"{why}: {text}", time.perf_counter() - t0)
+        _write_failed(failed, base, f"interrupted: {text}", time.perf_counter() - t0)
         raise
     seconds = time.perf_counter() - t0
-    write_json_atomic(done, {
-        **base, "status": "done",
-        "inputs": outcome.inputs, "outputs": outcome.outputs, "counts": outcome.counts,
-        "depends": record_depends(outcome.depends), "notes": outcome.notes,
-        "seconds": round(seconds, 3),
-    })
-    failed.unlink(missing_ok=True)
+    try:
+        write_json_atomic(done, {
+            **base, "status": "done",
+            "inputs": outcome.inputs, "outputs": outcome.outputs, "counts": outcome.counts,
+            "depends": record_depends(outcome.depends), "notes": outcome.notes,
+            "seconds": round(seconds, 3),
+        })
+        failed.unlink(missing_ok=True)
+    except (HetredError, OSError) as err:
+        return fail(str(err) if isinstance(err, HetredError) else describe_failure(err))
     return UnitResult(stage, unit, "done", seconds, state.why if state.status == "stale" else "",
                       outcome=outcome)
 
 
-def _write_failed(path: Path, base: dict[str, Any], reason: str, seconds: float) -> None:
-    write_json_atomic(path, {**base, "status": "failed", "reason": reason, "seconds": round(seconds, 3)})
+def _write_failed(path: Path, base: dict[str, Any], reason: str, seconds: float, trace: str = "") -> str:
+    """Write the failed marker; '' or, when the tree will not take it, a note for the message."""
+    data = {**base, "status": "failed", "reason": reason, "seconds": round(seconds, 3)}
+    if trace:
+        data["traceback"] = trace
+    try:
+        write_json_atomic(path, data)
+    except WriteError as err:
+        return f" [no failed marker written: {err.reason}]"
+    return ""
+
+
+def _failed_outside(layout: Layout, stage: str, unit: str, reason: str, seconds: float = 0.0) -> UnitResult:
+    note = mark_failed(layout, stage, unit, reason, seconds)
+    return UnitResult(stage, unit, "failed", seconds, reason + note)
+
+
+def mark_failed(layout: Layout, stage: str, unit: str, reason: str, seconds: float = 0.0) -> str:
+    """Write a unit's failed marker from outside the unit (e.g. its worker process died);
+    returns '' or a note that it could not be written."""
+    base = {"stage": stage, "unit": unit, "started": datetime.now(timezone.utc).isoformat(),
+            "hetred_version": __version__, "host": socket.gethostname()}
+    return _write_failed(layout.path("marker_failed", stage=stage, unit=unit), base, reason, seconds)
 
 
 def merge_notes(notes: Iterable[dict[str, list[str]] | None]) -> dict[str, list[str]]:

@@ -10,6 +10,9 @@ Products (through the layout table):
   ``20170101/virus/virus0000001/exp01/virus/20170101T012654.3_095LL_cmp.fits``
 * ``{month}repeats``: lines dropped because a file with the same stamp, IFU slot, amp and type
   was listed before.
+* ``{month}broken``: the raw tars that could be read only in part (truncated or damaged, or not
+  at all) and the members known lost; their intact members are in the tarlist, so one broken
+  tar costs only its lost frames, never the month.
 * ``{month}sci``: one line per science exposure: the first LL member (lowest IFU slot) followed by
   ``OBJECT EXPTIME DARKTIME MJD TRAJCRA TRAJCDEC PARANGLE STRUCTAZ DETTEMP AMBTEMP``.
 * ``{month}cal``: calibration inventory: night, type, IFU slot, files, exposures.
@@ -23,7 +26,7 @@ from typing import Iterable
 
 from hetred.errors import HetredError, RawReadError
 from hetred.io.atomic import write_text_atomic
-from hetred.io.raw import open_tar, read_member_header, tar_members
+from hetred.io.raw import open_tar, read_member_header
 from hetred.jobs.units import UnitOutcome, run_unit
 from hetred.layout import Layout, format_relative, parse
 
@@ -118,8 +121,33 @@ def build_inventory(month: str, lines: Iterable[str]) -> Inventory:
     return Inventory(month, as_read, kept, repeats, unparsed)
 
 
-def scan_month(layout: Layout, month: str) -> list[str]:
-    """Tarlist lines of every tar of the month (nights YYYYMM01-31), in night, obs, tar order."""
+@dataclass
+class BrokenTar:
+    """A raw tar read only in part: its members listed, those known lost, and why."""
+
+    tar: str
+    listed: int
+    lost: list[str]          #: tarlist lines of the members whose data the tar cuts short
+    damage: str              #: one line (RawTar.damage, or why it cannot be opened at all)
+
+    @property
+    def line(self) -> str:
+        return f"{self.tar}: {self.listed} members listed; {self.damage}"
+
+
+@dataclass
+class MonthScan:
+    """Tarlist lines of a month's tars and the tars that could be read only in part."""
+
+    lines: list[str]
+    broken: list[BrokenTar] = field(default_factory=list)
+
+
+def scan_month(layout: Layout, month: str) -> MonthScan:
+    """Tarlist lines of every tar of the month (nights YYYYMM01-31), in night, obs, tar order.
+
+    A tar that is truncated or damaged gives its intact members and a :class:`BrokenTar`; one
+    that cannot be opened at all gives only the latter."""
     if not layout.raw.is_dir():
         raise HetredError(f"raw archive root {layout.raw} does not exist (set --raw or HETRED_RAW)")
     nights = layout.nights_of_month(month)
@@ -127,12 +155,29 @@ def scan_month(layout: Layout, month: str) -> list[str]:
     if not tars:
         raise HetredError(f"no raw data for month {month} under {layout.raw} "
                           f"(looked for {layout.raw}/{month}??/virus/virus*.tar)")
-    lines = []
+    scan = MonthScan([])
     for tar in tars:
         night = tar.parent.parent.name
-        for name in tar_members(tar):
-            lines.append(f"{night}/virus/{name}")
-    return lines
+        try:
+            with open_tar(tar) as tf:
+                names, lost, damage = tf.names, list(tf.lost), tf.damage
+        except RawReadError as err:
+            scan.broken.append(BrokenTar(str(tar), 0, [], err.reason))
+            continue
+        scan.lines += [f"{night}/virus/{name}" for name in names]
+        if damage:
+            scan.broken.append(BrokenTar(str(tar), len(names), [f"{night}/virus/{n}" for n in lost], damage))
+    return scan
+
+
+def format_broken(month: str, broken: list[BrokenTar]) -> str:
+    """The ``{month}broken`` text: one line per tar, then its lost members (``lost LINE``)."""
+    out = [(f"# {month}: raw tars read only in part (their intact members are in the tarlist); "
+            f"{len(broken)} tar(s)")]
+    for b in broken:
+        out.append(b.line)
+        out += [f"lost {m}" for m in b.lost]
+    return "\n".join(out) + "\n"
 
 
 def format_cal(inv: Inventory) -> str:
@@ -201,18 +246,23 @@ def run_tarlist(layout: Layout, month: str, from_list: Path | None = None) -> Un
         except OSError as err:
             raise HetredError(f"cannot read tarlist {from_list}: {err.strerror or err}") from None
         inputs = [str(from_list)]
+        broken: list[BrokenTar] = []
     else:
-        lines = scan_month(layout, month)
+        scan = scan_month(layout, month)
+        lines, broken = scan.lines, scan.broken
         inputs = [str(layout.raw)]
     inv = build_inventory(month, lines)
     if not inv.as_read:
-        raise HetredError(f"no VIRUS amp files for month {month} in {inputs[0]}")
-    paths = {k: layout.path(k, month=month) for k in ("tarlist", "tarlist_repeats", "scilist", "callist")}
+        why = "".join(f"; {b.line}" for b in broken[:3])
+        raise HetredError(f"no VIRUS amp files for month {month} in {inputs[0]}{why}")
+    paths = {k: layout.path(k, month=month)
+             for k in ("tarlist", "tarlist_repeats", "tarlist_broken", "scilist", "callist")}
     write_text_atomic(paths["tarlist"], "".join(e.line + "\n" for e in inv.kept))
     rep = ["# repeated files dropped from the tarlist (same stamp, ifuslot, amp and type)"]
     rep += [e.line for e in inv.repeats]
     rep += [f"# unparsed: {u}" for u in inv.unparsed]
     write_text_atomic(paths["tarlist_repeats"], "\n".join(rep) + "\n")
+    write_text_atomic(paths["tarlist_broken"], format_broken(month, broken))
     sci_text, problems = format_sci(layout, inv)
     write_text_atomic(paths["scilist"], sci_text)
     write_text_atomic(paths["callist"], format_cal(inv))
@@ -222,6 +272,8 @@ def run_tarlist(layout: Layout, month: str, from_list: Path | None = None) -> Un
         "nights": len(inv.nights), "sci_shots": len(inv.sci_shots),
         "sci_exposures": len(inv.sci_exposures), "ifuslots": len(inv.ifuslots()),
         "ifuslots_zro": len(inv.ifuslots("zro")), "header_problems": problems[:20],
+        "broken_tars": [{"tar": b.tar, "listed": b.listed, "lost": b.lost, "damage": b.damage}
+                        for b in broken],
     }
     return UnitOutcome(outputs=[str(p) for p in paths.values()], inputs=inputs, counts=counts)
 
@@ -265,4 +317,4 @@ def planned_entries(layout: Layout, month: str) -> tuple[list[TarEntry], bool]:
     path = layout.path("tarlist", month=month)
     if path.exists():
         return parse_lines(path.read_text().splitlines()), False
-    return parse_lines(scan_month(layout, month)), True
+    return parse_lines(scan_month(layout, month).lines), True

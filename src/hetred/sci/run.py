@@ -4,8 +4,9 @@
 and slurm-gen use); :func:`run_sci` reduces one unit: each amp's raw member (read straight from
 the observation's tar, opened once) goes through :func:`reduce_amp` (detector steps, extraction,
 sky, the 17-HDU multi file and the rectified spectra), then the IFU's reconstructed image is
-written. Every calibration of the four amps is looked up before any work, so a missing one fails
-the unit at once with one line naming it.
+written. The header values the reduction needs (GAIN, RDNOISE, IFUID) and every calibration of
+the four amps are looked up before any work, so a missing one fails the unit at once with one
+line naming it (and the file and key).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from astropy.io import fits
 from hetred.ccd import reduce as ccd
 from hetred.ccd.reduce import ReducedAmp
 from hetred.errors import HetredError
-from hetred.io.raw import RawAmp, open_tar, read_member_from
+from hetred.io.raw import RawAmp, header_value, open_tar, read_member_from
 from hetred.jobs.units import UnitOutcome, merge_notes
 from hetred.layout import Layout
 from hetred.lists.tarlist import TarEntry, month_entries
@@ -263,6 +264,9 @@ def run_sci(layout: Layout, unit: SciUnit, settings: SciSettings | None = None) 
     t0 = time.perf_counter()
     rules = parse_overrides(settings.calibration_overrides)
     raws = _read_members(layout, unit)
+    for raw in raws:          # the header values the reduction needs, before any work (one line each)
+        for key in ("GAIN", "RDNOISE"):
+            header_value(raw, key)
     t_read = time.perf_counter() - t0
     cals, missing = {}, []
     for raw in raws:
