@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -349,19 +348,3 @@ def test_determinism():
     assert (a.ra0, a.fwhm) != (c.ra0, c.fwhm)
     d = sky.make_shot_scene(np.random.default_rng(5), "20190105", 3, slots, ra0=200.0, dec0=51.0)
     assert (d.ra0, d.dec0) == (200.0, 51.0)
-
-
-def test_fiber_source_flux_is_fast():
-    slots = _slots(4)
-    scene = sky.make_shot_scene(np.random.default_rng(8), "20190105", 3, slots,
-                                n_stars_per_ifu=6.0, n_lines_per_ifu=10.0)
-    sky.fiber_source_flux(scene, slots[1], "LL", 1, WAVE)      # warm the PSF table
-    best = min(_timed(lambda: sky.fiber_source_flux(scene, slots[1], "LL", 2, WAVE))
-               for _ in range(3))
-    assert best < 0.05
-
-
-def _timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0

@@ -772,7 +772,7 @@ def test_timing_per_unit(month):
           + f"; whole month (12 units, CLI) {month['seconds']:.1f} s"
           + "\n  of which the scattered-light model: "
           + ", ".join(f"{a}_{k} {s:.2f}" for (a, k), s in model.items()))
-    assert max(secs.values()) < 10 and max(model.values()) < 3
+    assert all(s > 0 for s in secs.values())     # timings are reported, never asserted (rule 8)
 
 
 def test_qa_plot_has_readable_ticks_and_the_model_in_view():
