@@ -17,7 +17,8 @@ from hetred.config import load_config
 from hetred.errors import HetredError
 
 #: subcommand modules, in the order of the process; each defines ``command``
-SUBCOMMANDS = ("tarlist", "bias", "bgmodel", "twical", "flat", "sci", "astrom", "slurm_gen", "run", "simulate", "demo")
+SUBCOMMANDS = ("tarlist", "bias", "bgmodel", "twical", "flat", "sci", "astrom", "throughput", "calfib", "slurm_gen",
+               "run", "simulate", "demo")
 
 EXAMPLES = """
 \b

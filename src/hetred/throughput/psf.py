@@ -91,7 +91,8 @@ def fwhm_at(wave: np.ndarray | float, fwhm: float) -> np.ndarray:
 class AdrModel:
     """Where the light of wavelength lambda of a source lands relative to its position.
 
-    ``offset(lambda)`` (arcsec) is interpolated linearly in (wave, offset), constant outside;
+    ``offset(lambda)`` (arcsec) is interpolated linearly in (wave, offset), constant outside,
+    less its value at ``ref_wave`` (the wavelength the source's position refers to);
     the displacement is ``sign * offset(lambda) * (east, north)`` per exposure, ``direction``
     (n_exp, 2) unit vectors. Two conventions (docs/stages/throughput.md):
 
@@ -105,10 +106,12 @@ class AdrModel:
     values: tuple[float, ...] = KARL_ADR_OFFSET
     direction: np.ndarray = field(default_factory=lambda: np.zeros((3, 2)))
     sign: float = 1.0
+    ref_wave: float | None = None     #: the table minus its value here (None: the table as it is)
 
     def offset(self, wave: np.ndarray | float) -> np.ndarray:
-        """ADR offset (arcsec) at ``wave`` Å (any shape)."""
-        return np.interp(np.asarray(wave, dtype=np.float64), self.wave, self.values)
+        """ADR offset (arcsec) at ``wave`` Å (any shape), 0 at ``ref_wave``."""
+        o = np.interp(np.asarray(wave, dtype=np.float64), self.wave, self.values)
+        return o if self.ref_wave is None else o - np.interp(self.ref_wave, self.wave, self.values)
 
     def shift(self, wave: np.ndarray, exp_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(dx, dy) arcsec of the source's light at ``wave`` (n_w,) for fibers of exposures

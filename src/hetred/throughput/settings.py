@@ -26,6 +26,9 @@ class ThroughputSettings:
     fwhm_start: float = 1.8          #: arcsec: FWHM of the first position raster (Karl: fwhm.use or 1.55)
     raster_steps: tuple[float, ...] = (0.2, 0.05)   #: arcsec: rspstar3's two passes
     raster_n: int = 9                #: positions per side of each raster (9 x 9)
+    #: hetred's: the position is the minimum of a quadratic through the chi^2 of the 3 x 3 raster
+    #: points around the best (Karl: the best raster point, i.e. 0.05" steps)
+    raster_refine: bool = True
     fwhm_grid: tuple[float, ...] = (1.2, 3.2, 100)  #: fitradecsp mode 108: first, last, count
     fwhm_default: float = 1.8        #: mkrsprun: FWHM used when no star gives one
     fwhm_min_amp: float = 10.0       #: mkrsprun: a star's FWHM counts when its amplitude > this
@@ -37,6 +40,9 @@ class ThroughputSettings:
     adr_direction: str = "parangle"  #: "parangle" (hetdex_api, Remedy) or "structaz" (fitradecsp)
     adr_wave: tuple[float, ...] = KARL_ADR_WAVE      #: Å
     adr_offset: tuple[float, ...] = KARL_ADR_OFFSET  #: arcsec
+    #: hetred's: Å where the ADR offset is taken as 0, i.e. the wavelength of the positions (the
+    #: catalogue's: ~4700 Å for SDSS g); Karl's table is 0 at 4500 Å
+    adr_ref_wave: float = 4700.0
     ebv: float = 0.02                #: E(B-V) of the SED fits (rgettp3 --ebv 0.02)
     g_convention: str = "observed"   #: "observed" or "stellarsedfits" (sedfit.py)
     sigcut: float = 0.2              #: rgettp0b "0.2 0.02": combsed's scale cut ...

@@ -159,7 +159,7 @@ def fit_star(s: StarResult, table: FiberTable, adr: AdrModel, st: ThroughputSett
     :mod:`hetred.throughput.starfit`)."""
     d = s.data
     flux, err = S.band_flux(d.spec, d.err, band=(st.band[0], st.band[1]))
-    sx, sy = adr.shift(np.array([(st.band[0] + st.band[1]) / 2.0]), d.exp)
+    sx, sy = adr.shift(np.array([(st.band[0] + st.band[1]) / 2.0]), d.exp)     # relative to adr.ref_wave
     x, y = d.x - sx[:, 0], d.y - sy[:, 0]        # the source's light at the band: ADR removed
     cx, cy = centre if centre is not None else (0.0, 0.0)
     f0 = st.fwhm_start if fwhm is None else fwhm
@@ -168,6 +168,8 @@ def fit_star(s: StarResult, table: FiberTable, adr: AdrModel, st: ThroughputSett
         e = np.where(np.hypot(x - cx, y - cy) < st.fit_radius, err, 0.0)
         r = S.fit_position(table, x, y, flux, e, f0, cx, cy, step, st.raster_n)
         cx, cy = r.x, r.y
+    if st.raster_refine:
+        cx, cy = S.refine_position(r, steps[-1])
     s.nfib = r.nfib
     if fwhm is None:
         g = np.linspace(st.fwhm_grid[0], st.fwhm_grid[1], int(st.fwhm_grid[2]))
