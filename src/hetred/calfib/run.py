@@ -29,7 +29,7 @@ from hetred.calfib.calibrate import GRID, calibrate, flux_factor, karl_error
 from hetred.calfib.settings import STAGE, CalfibSettings
 from hetred.errors import HetredError
 from hetred.io import shotfiles
-from hetred.io.atomic import write_fits_atomic
+from hetred.io.fastfits import write_images
 from hetred.io.fiberspec import read_amp_spectra
 from hetred.jobs.units import UnitOutcome
 from hetred.layout import Layout, parse
@@ -148,31 +148,27 @@ def run_calfib(layout: Layout, u: CalfibUnit, settings: CalfibSettings | None = 
     if not found:
         raise HetredError(f"{u.unit}: no rectified spectra of any exposure and amp")
     path = layout.path("calfib", month=u.month, datevobs=u.datevobs, specid=specid, ifuslot=u.ifuslot, ifuid=ifuid)
-    write_fits_atomic(path, _hdul(arrays, u, specid, ifuid, norm, tp_path, st, found, missing))
+    write_images(path, _hdus(arrays, u, specid, ifuid, norm, tp_path, st, found, missing))
     return UnitOutcome(outputs=[str(path)], inputs=inputs,
                        counts={"amps": len(found), "missing": missing, "error_model": st.error_model})
 
 
-def _hdul(arrays, u: CalfibUnit, specid: int, ifuid: str, norm, tp_path, st: CalfibSettings, found, missing):
+def _hdus(arrays, u: CalfibUnit, specid: int, ifuid: str, norm, tp_path, st: CalfibSettings, found, missing):
+    """(data, cards) of the four HDUs (written by :func:`hetred.io.fastfits.write_images`)."""
     units = ("1e-17 erg/s/cm2 per 2 A", "1e-17 erg/s/cm2 per 2 A", "electron per 2 A", "electron per 2 A")
-    hdus = [fits.PrimaryHDU(arrays[0])] + [fits.ImageHDU(a, name=n) for a, n in zip(arrays[1:], HDU_NAMES[1:])]
-    h = hdus[0].header
-    h["EXTNAME"] = HDU_NAMES[0]
-    for key, value, comment in (
-            ("PRODUCT", "calfib", "hetred calfib: calibrated fibers (fitradecsp 106)"),
+    wcs = [("CRVAL1", float(GRID[0]), "Angstrom"), ("CDELT1", 2.0, "Angstrom"), ("CRPIX1", 1.0, ""),
+           ("CTYPE1", "WAVE", "")]
+    prov = [("PRODUCT", "calfib", "calibrated fibers (fitradecsp 106)"),
             ("HETRED", __version__, "hetred version"), ("DATEVOBS", u.datevobs, "shot"),
             ("SPECID", f"{specid:03d}", ""), ("IFUSLOT", f"{u.ifuslot:03d}", ""), ("IFUID", ifuid, ""),
-            ("WAVE0", float(GRID[0]), "Angstrom, first bin centre"), ("DWAVE", 2.0, "Angstrom per bin"),
-            ("ROWS", "exp 1..3 > LL LU RL RU > fiber 1..112", "row = 448(exp-1) + 112 amp + fiber - 1"),
+            ("ROWS", "448(exp-1)+112amp+fiber-1", "amp LL 0 LU 1 RL 2 RU 3, fiber 1-112"),
             ("TPFILE", tp_path.name, "response curve (sedtp_f)"), ("EXPTIME", 360.0, "s, Karl's fixed value"),
             ("AREA", 5e5, "cm2, Karl's fixed value"), ("ERRMODEL", st.error_model, "calibe: propagated or karl"),
-            ("NAMPS", len(found), "amp-exposures present"), ("MISSING", " ".join(missing)[:68] or "none",
-                                                                 "rows left 0")):
-        h[key] = (value, comment)
-    for k, v in enumerate(norm[:st.n_exposures], 1):
-        h[f"NORM{k}"] = (float(v), f"norm.dat value of exposure {k}")
-    for hdu, unit in zip(hdus, units):
-        hdu.header["BUNIT"] = unit
-        hdu.header["CRVAL1"], hdu.header["CDELT1"], hdu.header["CRPIX1"] = float(GRID[0]), 2.0, 1.0
-        hdu.header["CTYPE1"] = "WAVE"
-    return fits.HDUList(hdus)
+            ("NAMPS", len(found), "amp-exposures present"),
+            ("MISSING", " ".join(missing)[:58] or "none", "rows 0")]
+    prov += [(f"NORM{k}", float(v), f"norm.dat value of exposure {k}") for k, v in enumerate(norm[:st.n_exposures], 1)]
+    out = []
+    for k, (a, name, unit) in enumerate(zip(arrays, HDU_NAMES, units)):
+        cards = [("EXTNAME", name, ""), ("BUNIT", unit, "")] + wcs + (prov if k == 0 else [])
+        out.append((a, cards))
+    return out

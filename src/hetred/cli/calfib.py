@@ -47,8 +47,6 @@ def command(ctx: click.Context, month: str | None, shot: str | None, ifuslots: t
     factor, norm.dat and the shot's throughput -> calib, calibe (1e-17 erg/s/cm2 per 2 A),
     calib_c, calibe_c (counts), rows exposure > amp LL LU RL RU > fiber (1344 x 1036); a
     missing amp leaves its rows 0. Errors: the propagated ones (or Karl's model).
-
-    Code: hetred.calfib (run.py, calibrate.py).
     """
     from hetred.calfib.run import STAGE, calfib_units
     from hetred.calfib.settings import CalfibSettings

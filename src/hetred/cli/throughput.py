@@ -50,8 +50,6 @@ def command(ctx: click.Context, month: str | None, shot: str | None, overwrite: 
     give throughput curves, kept by combsed (0.2, 0.02), combined and fitted with
     P(lambda)(c1 + c2(lambda - 4500)/2000) (DATEvOBSsedtp_f.dat, response_4540). A shot
     without accepted stars takes the month's median curve, and says so.
-
-    Code: hetred.throughput (run.py, shot.py, starfit.py, psf.py, sedfit.py, response.py).
     """
     from hetred.throughput.run import STAGE, throughput_units
     from hetred.throughput.settings import ThroughputSettings

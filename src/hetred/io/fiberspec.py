@@ -19,6 +19,7 @@ value; bins with fiber-to-fiber <= 0.1 (Karl's cut) become missing. Errors are p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from astropy.io import fits
@@ -34,13 +35,13 @@ FTF_MIN = 0.1                               #: fitradecsp: fibers/bins with ftf 
 class AmpSpectra:
     """One amp of one exposure: ``counts``, ``error`` (112, 1036) float32 electrons per 2 Å;
     ``ftf`` (112, 1036) float32 fiber-to-fiber on the grid; ``a2a`` float; ``header`` the
-    rectified file's primary header (multi/raw cards: EXPTIME, STRUCTAZ, CALMONTH, ...)."""
+    rectified file's primary-header values of :data:`HEADER_KEYS` (CALMONTH, STRUCTAZ, ...)."""
 
     counts: np.ndarray
     error: np.ndarray
     ftf: np.ndarray
     a2a: float
-    header: fits.Header
+    header: dict
 
     def calibrated(self, norm: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         """(counts, error) / (ftf a2a norm), (112, 1036) float32; 0, 0 where there is no data or
@@ -55,14 +56,45 @@ class AmpSpectra:
 
 def ftf_on_grid(wave: np.ndarray, ftf: np.ndarray, grid: np.ndarray = GRID) -> np.ndarray:
     """(n_fib, n_grid) fiber-to-fiber at ``grid`` from (n_fib, n_pix) values at each fiber's
-    wavelengths; 0 outside a fiber's range or where its wavelengths are not increasing."""
-    out = np.zeros((wave.shape[0], grid.size), dtype=np.float32)
-    for i in range(wave.shape[0]):
-        w, f = wave[i].astype(np.float64), ftf[i].astype(np.float64)
-        if not (np.all(np.isfinite(w)) and np.all(np.diff(w) > 0)):
-            continue
-        out[i] = np.interp(grid, w, f, left=0.0, right=0.0)
+    wavelengths, linear; 0 outside a fiber's range or where its wavelengths are not finite and
+    increasing. All fibers in one ``np.interp`` (each fiber's wavelengths shifted by its own
+    multiple of a span larger than any range)."""
+    w = np.asarray(wave, dtype=np.float64)
+    f = np.asarray(ftf, dtype=np.float64)
+    n = w.shape[0]
+    good = np.all(np.isfinite(w), axis=1) & np.all(np.diff(w, axis=1) > 0, axis=1)
+    out = np.zeros((n, grid.size), dtype=np.float32)
+    if not good.any():
+        return out
+    wg, fg = w[good], f[good]
+    span = 2.0 * (max(float(wg.max()), float(grid.max())) - min(float(wg.min()), float(grid.min())) + 1.0)
+    shift = (np.arange(wg.shape[0]) * span)[:, None]
+    vals = np.interp((grid[None, :] + shift).ravel(), (wg + shift).ravel(), fg.ravel()).reshape(-1, grid.size)
+    inside = (grid[None, :] >= wg[:, :1]) & (grid[None, :] <= wg[:, -1:])
+    out[good] = np.where(inside, vals, 0.0)
     return out
+
+
+#: primary-header keywords kept with the spectra
+HEADER_KEYS = ("CALMONTH", "STRUCTAZ", "EXPTIME", "SPECID", "IFUSLOT", "IFUID", "AMP", "PARANGLE")
+
+
+def _read(path, names: tuple[str, ...], what: str, hint: str):
+    """Arrays of ``names`` and the primary keys of a FITS file (fast reader, astropy fallback)."""
+    from hetred.io.fastfits import read_images
+
+    try:
+        return read_images(path, names, HEADER_KEYS)
+    except FileNotFoundError:
+        raise HetredError(f"no {what} {path} ({hint})") from None
+    except (ValueError, KeyError, OSError):
+        pass
+    try:
+        with fits.open(path, memmap=False) as h:
+            return ({n: np.asarray(h[n].data) for n in names},
+                    {k: h[0].header[k] for k in HEADER_KEYS if k in h[0].header})
+    except (OSError, KeyError, TypeError) as err:
+        raise HetredError(f"{what} {path} is unreadable ({err})") from None
 
 
 def read_amp_spectra(layout: Layout, *, night: str, obs: int, exp: int, specid: int, ifuslot: int,
@@ -70,32 +102,20 @@ def read_amp_spectra(layout: Layout, *, night: str, obs: int, exp: int, specid: 
     """The spectra of one amp (module docstring). A missing or unreadable product raises
     :class:`HetredError` naming it."""
     keys = dict(night=night, obs=obs, exp=exp, specid=specid, ifuslot=ifuslot, ifuid=ifuid, amp=amp)
+    hint = f"run hetred sci --shot {night}v{obs:03d}"
     rect = layout.path("rectified", **keys)
-    multi = layout.path("multi", **keys)
-    try:
-        with fits.open(rect, memmap=False) as h:
-            counts = np.asarray(h["calfib_counts"].data, dtype=np.float32)
-            error = np.asarray(h["calfibe_counts"].data, dtype=np.float32)
-            header = h[0].header.copy()
-    except FileNotFoundError:
-        raise HetredError(f"no rectified spectra {rect} (run hetred sci --shot {night}v{obs:03d})") from None
-    except (OSError, KeyError, TypeError) as err:
-        raise HetredError(f"rectified spectra {rect} are unreadable ({err})") from None
-    try:
-        with fits.open(multi, memmap=True) as h:
-            wave = np.array(h["wavelength"].data, dtype=np.float64)
-            ftf = np.array(h["fiber_to_fiber"].data, dtype=np.float64)
-    except FileNotFoundError:
-        raise HetredError(f"no multi file {multi} (run hetred sci --shot {night}v{obs:03d})") from None
-    except (OSError, KeyError, TypeError) as err:
-        raise HetredError(f"multi file {multi} is unreadable ({err})") from None
+    a, header = _read(rect, ("calfib_counts", "calfibe_counts"), "rectified spectra", hint)
+    m, _ = _read(layout.path("multi", **keys), ("wavelength", "fiber_to_fiber"), "multi file", hint)
+    counts = np.asarray(a["calfib_counts"], dtype=np.float32)
+    error = np.asarray(a["calfibe_counts"], dtype=np.float32)
+    wave, ftf = m["wavelength"], m["fiber_to_fiber"]
     if counts.shape != error.shape or counts.shape[1] != GRID.size or wave.shape != ftf.shape \
             or wave.shape[0] != counts.shape[0]:
         raise HetredError(f"{rect}: shapes {counts.shape} / {wave.shape} do not match (112 fibers, 1036 bins)")
     return AmpSpectra(counts, error, ftf_on_grid(wave, ftf), amp_to_amp(layout, header, keys), header)
 
 
-def amp_to_amp(layout: Layout, header: fits.Header, keys: dict) -> float:
+def amp_to_amp(layout: Layout, header, keys: dict) -> float:
     """The amp-to-amp factor of the library the multi file was made with (``CALMONTH``); 1.0
     when the header names no month or the library has no factor."""
     month = str(header.get("CALMONTH", "")).strip()
@@ -104,10 +124,21 @@ def amp_to_amp(layout: Layout, header: fits.Header, keys: dict) -> float:
     path = layout.path("callib", month=month, specid=keys["specid"], ifuslot=keys["ifuslot"],
                        ifuid=keys["ifuid"], amp=keys["amp"])
     try:
-        with fits.open(path, memmap=True) as h:
-            v = float(h["amp_to_amp"].header.get("A2A", 1.0))
+        v = _a2a(str(path), path.stat().st_mtime_ns)
     except FileNotFoundError:
-        raise HetredError(f"no calibration library {path} (the multi file was made with it; run hetred twical {month})") from None
-    except (OSError, KeyError):
-        return 1.0
+        raise HetredError(f"no calibration library {path} (the multi file was made with it; "
+                          f"run hetred twical {month})") from None
     return v if np.isfinite(v) and v > 0 else 1.0
+
+
+@lru_cache(maxsize=512)
+def _a2a(path: str, mtime_ns: int) -> float:
+    from hetred.io.fastfits import scan
+
+    try:
+        for h in scan(path, ("A2A",)):
+            if h["name"] == "amp_to_amp":
+                return float(h["cards"].get("A2A", 1.0))
+    except (OSError, ValueError):
+        pass
+    return 1.0

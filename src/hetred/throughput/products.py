@@ -25,8 +25,8 @@ from hetred.throughput.shot import ShotResult
 from hetred.throughput.starfit import WAVE
 from hetred.virus.ids import month_of, parse_datevobs
 
-STAR_COLUMNS = ("id", "ra", "dec", "g", "ra_fit", "dec_fit", "dx", "dy", "nfib", "fwhm", "fwhm_used", "amp",
-                "snr", "sed_chi2", "nmodels", "tp_g", "offset", "scale", "rms", "flag", "reason")
+STAR_COLUMNS = ("id", "ra", "dec", "g", "ra_fit", "dec_fit", "dx", "dy", "pos_err", "nfib", "fwhm", "fwhm_used",
+                "amp", "snr", "sed_chi2", "nmodels", "tp_g", "offset", "scale", "rms", "flag", "reason")
 
 
 def format_stars(res: ShotResult, datevobs: str, source: str) -> str:
@@ -35,12 +35,13 @@ def format_stars(res: ShotResult, datevobs: str, source: str) -> str:
     head = [f"# hetred {__version__} throughput of {datevobs}: stars of the catalogue with g below the limit",
             f"# fwhm {res.fwhm:.4f} scale {res.fwhm_scale:.4f} nstars {res.fwhm_n} (used {res.fwhm_used:.4f})",
             f"# response curve from: {source}",
-            "# dx, dy: fitted - catalogue position, arcsec east, north; amp: counts per 2 A at 4500-4600 A",
+            "# dx, dy: fitted - catalogue position, arcsec east, north (pos_err: its 1-sigma); amp: counts per 2 A"
+            " at 4500-4600 A",
             "# " + " ".join(STAR_COLUMNS)]
     rows = []
     for s in res.stars:
         rows.append(f"{s.id} {s.ra:.6f} {s.dec:.6f} {s.mags[1]:.3f} {s.ra_fit:.6f} {s.dec_fit:.6f} {s.dx:+.3f} "
-                    f"{s.dy:+.3f} {s.nfib:d} {s.fwhm:.3f} {int(s.fwhm_used)} {s.amp:.2f} {s.snr:.1f} "
+                    f"{s.dy:+.3f} {s.pos_err:.3f} {s.nfib:d} {s.fwhm:.3f} {int(s.fwhm_used)} {s.amp:.2f} {s.snr:.1f} "
                     f"{s.sed_chi2:.3f} {s.nmodels:d} {s.tp_g:.4f} {s.offset:.4f} {s.scale:.4f} {s.rms:.4f} "
                     f"{s.flag:d} {s.reason.replace(' ', '_') if s.reason else '-'}")
     return "\n".join(head + rows) + "\n"
@@ -77,11 +78,11 @@ def starspec_hdul(res: ShotResult, datevobs: str) -> fits.HDUList:
     h0.header["FWHM"] = (res.fwhm_used, "arcsec at 4550 A, used for the spectra")
     hd = [h0]
     for name, data, unit in (("counts", counts, "electron per 2 A, one exposure"), ("error", error, "electron"),
-                             ("c100", np.array([s.c100 for s in res.stars], np.float32).reshape(n, -1),
+                             ("c100", np.array([s.c100 for s in res.stars], np.float32).reshape(n, SED_WAVE.size),
                               "electron per 100 A"),
-                             ("sed", np.array([s.sed for s in res.stars], np.float32).reshape(n, -1),
+                             ("sed", np.array([s.sed for s in res.stars], np.float32).reshape(n, SED_WAVE.size),
                               "erg/s/cm2/A"),
-                             ("tp", np.array([s.tp for s in res.stars], np.float32).reshape(n, -1), "")):
+                             ("tp", np.array([s.tp for s in res.stars], np.float32).reshape(n, SED_WAVE.size), "")):
         e = fits.ImageHDU(data, name=name)
         e.header["BUNIT"] = unit
         e.header["CRVAL1"] = float(WAVE[0] if name in ("counts", "error") else SED_WAVE[0])

@@ -9,8 +9,9 @@
   bilinearly -- error < 1e-4 of a centred fiber's light);
 * the FWHM scales with wavelength as F(lambda) = F (lambda / 4550)^-0.2;
 * differential atmospheric refraction (ADR): the source at wavelength lambda is displaced by an
-  offset interpolated linearly in Karl's table (-0.74, -0.40, 0.00, +0.08, +0.20" at 3500, 4000,
-  4500, 5000, 5500 Å; constant beyond) along a fixed direction on the sky (:class:`AdrModel`).
+  offset interpolated linearly in a table at 3500, 4000, 4500, 5000, 5500 Å (constant beyond)
+  along a fixed direction on the sky (:class:`AdrModel`): Karl's (-0.74, -0.40, 0.00, +0.08,
+  +0.20") or hetdex_api's (-0.08" at 4500 Å; hetred's default, docs/stages/throughput.md).
 
 Shapes: positions and offsets are arcsec on the local tangent plane, x towards east (+RA), y
 towards north.
@@ -31,6 +32,9 @@ FWHM_POWER = -0.2               #: F(lambda) = F (lambda / 4550)^-0.2 (fitradecs
 #: fitradecsp fit2d: ADR offsets (arcsec) at these wavelengths (Å)
 KARL_ADR_WAVE = (3500.0, 4000.0, 4500.0, 5000.0, 5500.0)
 KARL_ADR_OFFSET = (-0.74, -0.40, 0.0, 0.08, 0.20)
+#: hetdex_api Extract.get_ADR (and Remedy): the same but -0.08" at 4500 Å -- steps that shrink
+#: towards the red as the refractive index of air does (Karl's 0.40" then 0.08" do not)
+API_ADR_OFFSET = (-0.74, -0.40, -0.08, 0.08, 0.20)
 
 #: table grids: distance 0..8" and FWHM 0.6..4.6" in 0.02" steps
 D_STEP, D_MAX = 0.02, 8.0

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 
 from hetred.config import parse_stage_table
 from hetred.errors import HetredError
-from hetred.throughput.psf import BETA, KARL_ADR_OFFSET, KARL_ADR_WAVE
+from hetred.throughput.psf import API_ADR_OFFSET, BETA, KARL_ADR_WAVE
 
 STAGE = "throughput"
 
@@ -39,7 +39,8 @@ class ThroughputSettings:
     min_fibers: int = 10             #: rgettp: stars need more fibers than this with data
     adr_direction: str = "parangle"  #: "parangle" (hetdex_api, Remedy) or "structaz" (fitradecsp)
     adr_wave: tuple[float, ...] = KARL_ADR_WAVE      #: Å
-    adr_offset: tuple[float, ...] = KARL_ADR_OFFSET  #: arcsec
+    #: arcsec at adr_wave: hetdex_api's get_ADR table (Karl's fitradecsp: -0.74, -0.40, 0.0, 0.08, 0.20)
+    adr_offset: tuple[float, ...] = API_ADR_OFFSET
     #: hetred's: Å where the ADR offset is taken as 0, i.e. the wavelength of the positions (the
     #: catalogue's: ~4700 Å for SDSS g); Karl's table is 0 at 4500 Å
     adr_ref_wave: float = 4700.0

@@ -47,6 +47,7 @@ class StarResult:
     chi2: float = 0.0
     amp: float = 0.0
     snr: float = 0.0
+    pos_err: float = float("nan")   #: arcsec, 1-sigma of the fitted position (both axes)
     fwhm_used: bool = False
     spectrum: S.Spectrum | None = None
     c100: np.ndarray = field(default_factory=lambda: np.zeros(SED_WAVE.size))
@@ -169,7 +170,7 @@ def fit_star(s: StarResult, table: FiberTable, adr: AdrModel, st: ThroughputSett
         r = S.fit_position(table, x, y, flux, e, f0, cx, cy, step, st.raster_n)
         cx, cy = r.x, r.y
     if st.raster_refine:
-        cx, cy = S.refine_position(r, steps[-1])
+        cx, cy, s.pos_err = S.refine_position(r, steps[-1], dof=max(1, r.nfib - 3))
     s.nfib = r.nfib
     if fwhm is None:
         g = np.linspace(st.fwhm_grid[0], st.fwhm_grid[1], int(st.fwhm_grid[2]))

@@ -112,27 +112,31 @@ def fit_position(table: FiberTable, x: np.ndarray, y: np.ndarray, flux: np.ndarr
     return _best(table, x, y, flux, err, tx, ty, np.full(tx.size, fwhm))
 
 
-def refine_position(r: Raster, step: float) -> tuple[float, float]:
+def refine_position(r: Raster, step: float, dof: int = 0) -> tuple[float, float, float]:
     """The minimum of a quadratic surface fitted to the chi^2 of the 3 x 3 raster points around
-    the best one (hetred's; Karl keeps the raster point): sub-step positions. The raster point
-    itself when the best is on the raster's edge, the surface is not convex, or its minimum is
-    more than one step away."""
+    the best one (hetred's; Karl keeps the raster point): sub-step positions, and their 1-sigma
+    error (arcsec, both axes together: sqrt of the trace of 2 H^-1 for the chi^2 Hessian H,
+    scaled by chi^2 / dof when that exceeds 1; NaN when not measured). The raster point itself
+    when the best is on the raster's edge, the surface is not convex, or its minimum is more than
+    one step away."""
     n = int(round(np.sqrt(r.tx.size)))
     chi = r.tchi2.reshape(n, n)
     i, j = np.unravel_index(int(np.argmin(chi)), chi.shape)
     if not (0 < i < n - 1 and 0 < j < n - 1) or not np.all(np.isfinite(chi[i - 1:i + 2, j - 1:j + 2])):
-        return r.x, r.y
+        return r.x, r.y, float("nan")
     u, v = np.meshgrid([-1.0, 0.0, 1.0], [-1.0, 0.0, 1.0], indexing="ij")
     u, v = u.ravel(), v.ravel()
     a = np.column_stack([np.ones(9), u, v, u * u, u * v, v * v])
     c = np.linalg.lstsq(a, chi[i - 1:i + 2, j - 1:j + 2].ravel(), rcond=None)[0]
     h = np.array([[2 * c[3], c[4]], [c[4], 2 * c[5]]])
     if np.linalg.det(h) <= 0 or h[0, 0] <= 0:
-        return r.x, r.y
+        return r.x, r.y, float("nan")
     du, dv = np.linalg.solve(h, -c[1:3])
     if abs(du) > 1 or abs(dv) > 1:
-        return r.x, r.y
-    return r.x + du * step, r.y + dv * step
+        return r.x, r.y, float("nan")
+    scale = max(1.0, r.chi2 / dof) if dof > 0 else 1.0
+    err = float(np.sqrt(np.trace(2.0 * np.linalg.inv(h)) * scale)) * step
+    return r.x + du * step, r.y + dv * step, err
 
 
 def fit_fwhm(table: FiberTable, x: np.ndarray, y: np.ndarray, flux: np.ndarray, err: np.ndarray,
