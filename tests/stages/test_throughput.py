@@ -248,3 +248,34 @@ def test_no_catalogue_star_uses_the_month_median(shot):
     finally:
         write_text_atomic(cat, text)
         run_throughput(L, ShotUnit(shot.datevobs))
+
+
+# ------------------------------------------------------------------------------------ >= 15 IFUs
+
+@pytest.mark.slow
+def test_acceptance_on_a_shot_of_16_ifus(tmp_path):
+    """Issue 13's acceptance on one shot of 16 IFUs (seed 11: 30 catalogue stars, seeing 2.13"):
+    FWHM within 5 %, positions (0.1" for S/N >= 50, 3 sigma for all), the response curve within
+    3 % of the truth over 3700-5400 Å, response_4540 within 2 %, calfib star fluxes within 3 %,
+    blank-fiber calib/calibe scale 0.95-1.10. ~20 min on a busy 2-core machine."""
+    from hetred.calfib.run import calfib_units, run_calfib
+    from hetred.sim.focalplane import default_order
+    from hetred.throughput.run import ShotUnit, run_throughput
+
+    r = reduce_shot(tmp_path, sorted(default_order()[:16]), 11)
+    out = run_throughput(r.layout, ShotUnit(r.datevobs))
+    assert out.counts["used"] >= 15
+    for u in calfib_units(r.layout, shot=r.datevobs):
+        run_calfib(r.layout, u)
+    t = C.read_truth(r.layout, r.night, r.datevobs, r.month)
+    _, ferr = C.fwhm_check(r.layout, r.month, r.datevobs, t)
+    assert abs(ferr) <= 0.05
+    worst, nbright, nbad = C.position_verdict(C.position_errors(r.layout, r.month, r.datevobs, t, True))
+    assert nbright >= 10 and worst <= 0.1 and nbad == 0
+    tr = C.throughput_ratio(r.layout, r.month, r.datevobs, t)
+    assert np.all(np.abs(tr["fit"] - 1) <= 0.03), tr["fit"]
+    assert abs(tr["r4540"] - 1) <= 0.02
+    fl = C.star_fluxes(r.layout, r.month, r.datevobs, t)
+    assert len(fl) >= 10 and all(abs(v["total"] - 1) <= 0.03 for v in fl.values())
+    sc = C.blank_scales(r.layout, r.month, r.datevobs, t)
+    assert len(sc) == 16 and all(0.95 <= v <= 1.10 for v in sc.values())

@@ -73,32 +73,32 @@ def read_dithall(path: str | Path) -> Dithall:
     file and line.
     """
     text = _read_text(path, "fiber coordinates")
-    cols: dict[str, list] = {k: [] for k in ("ra", "dec", "specid", "ifuslot", "ifuid", "amp", "fiber", "exp")}
-    for n, line in enumerate(text.splitlines(), 1):
-        parts = line.split()
-        if not parts or parts[0] == "ra" or "dec" in parts[:2]:
-            continue
-        m = _MULTI_RE.search(line)
-        exp = [p for p in parts if p.startswith("exp")]
-        if len(parts) < 4 or m is None or not exp:
-            raise HetredError(f"{path} line {n}: not a dithall.use row (ra dec ifuslot XS YS xfplane "
-                              "yfplane multifits timestamp exposure)")
-        try:
-            cols["ra"].append(float(parts[0]))
-            cols["dec"].append(float(parts[1]))
-            cols["exp"].append(int(exp[-1][3:]))
-        except ValueError:
-            raise HetredError(f"{path} line {n}: not a number in {line.strip()!r}") from None
-        cols["specid"].append(int(m.group(1)))
-        cols["ifuslot"].append(int(m.group(2)))
-        cols["ifuid"].append(m.group(3))
-        cols["amp"].append(m.group(4))
-        cols["fiber"].append(int(m.group(5)))
-    if not cols["ra"]:
+    rows = [line.split() for line in text.splitlines()]
+    rows = [(n, r) for n, r in enumerate(rows, 1) if r and r[0] != "ra" and "dec" not in r[:2]]
+    if not rows:
         raise HetredError(f"fiber coordinates {path} list no fibers")
-    return Dithall(np.array(cols["ra"]), np.array(cols["dec"]), np.array(cols["specid"], int),
-                   np.array(cols["ifuslot"], int), np.array(cols["ifuid"], dtype="U3"),
-                   np.array(cols["amp"], dtype="U2"), np.array(cols["fiber"], int), np.array(cols["exp"], int))
+    ra, dec, spec, slot, ifuid, amp, fib, exp = ([] for _ in range(8))
+    for n, r in rows:
+        mf = next((t for t in r if t.startswith("multi_")), "")
+        ex = next((t for t in reversed(r) if t.startswith("exp")), "")
+        m = _MULTI_RE.fullmatch(mf[:24]) if len(mf) >= 24 else None
+        try:
+            if m is None or len(r) < 4:
+                raise ValueError
+            ra.append(float(r[0]))
+            dec.append(float(r[1]))
+            exp.append(int(ex[3:]))
+        except ValueError:
+            raise HetredError(f"{path} line {n}: not a dithall.use row (ra dec ifuslot XS YS xfplane "
+                              "yfplane multifits timestamp exposure)") from None
+        spec.append(mf[6:9])
+        slot.append(mf[10:13])
+        ifuid.append(mf[14:17])
+        amp.append(mf[18:20])
+        fib.append(mf[21:24])
+    return Dithall(np.array(ra), np.array(dec), np.array(spec).astype(int), np.array(slot).astype(int),
+                   np.array(ifuid, dtype="U3"), np.array(amp, dtype="U2"), np.array(fib).astype(int),
+                   np.array(exp, dtype=int))
 
 
 def read_norm(path: str | Path) -> np.ndarray:

@@ -75,9 +75,13 @@ class FiberTable:
         return psfkern.chi2_trials(*c, self.table, self.d_step, self.fwhm0, self.fwhm_step)
 
 
-@lru_cache(maxsize=4)
 def fiber_table(beta: float = BETA, rfib: float = FIBER_RADIUS) -> FiberTable:
-    """The tabulated model (computed once per process, ~0.5 s)."""
+    """The tabulated model (computed once per process and beta, ~0.5 s)."""
+    return _fiber_table(float(beta), float(rfib))
+
+
+@lru_cache(maxsize=4)
+def _fiber_table(beta: float, rfib: float) -> FiberTable:
     d = np.arange(0.0, D_MAX + D_STEP / 2, D_STEP)
     fw = np.arange(FWHM0, FWHM_MAX + FWHM_STEP / 2, FWHM_STEP)
     xr, wr = np.polynomial.legendre.leggauss(N_RAD)

@@ -81,7 +81,7 @@ def _adr(layout: Layout, u: ShotUnit, fibers: shotfiles.Dithall, pa: float, st: 
     if st.adr_direction == "parangle":
         d = np.array([direction_from_angle(pa)] * nexp)
         return AdrModel(tuple(st.adr_wave), tuple(st.adr_offset), d, +1.0, st.adr_ref_wave)
-    from astropy.io import fits
+    from hetred.io.fastfits import scan
 
     dirs = []
     for e in range(1, nexp + 1):
@@ -90,11 +90,11 @@ def _adr(layout: Layout, u: ShotUnit, fibers: shotfiles.Dithall, pa: float, st: 
             dirs.append((0.0, 0.0))
             continue
         i = k[0]
-        p = layout.path("rectified", night=u.night, obs=u.obs, exp=e, specid=int(fibers.specid[i]),
+        p = layout.path("multi", night=u.night, obs=u.obs, exp=e, specid=int(fibers.specid[i]),
                         ifuslot=int(fibers.ifuslot[i]), ifuid=str(fibers.ifuid[i]), amp=str(fibers.amp[i]))
         try:
-            az = float(fits.getheader(p, 0)["STRUCTAZ"])
-        except (OSError, KeyError, ValueError) as err:
+            az = float(scan(p, ("STRUCTAZ",))[0]["cards"]["STRUCTAZ"])
+        except (OSError, KeyError, ValueError, IndexError) as err:
             raise HetredError(f"adr_direction = structaz needs STRUCTAZ in {p} ({err})") from None
         dirs.append(direction_from_angle(az))
     return AdrModel(tuple(st.adr_wave), tuple(st.adr_offset), np.array(dirs), -1.0, st.adr_ref_wave)
