@@ -34,7 +34,7 @@ def moffat_fiber_table(const double[::1] d, const double[::1] fwhm, double beta,
     (the radial rule); nang: angular nodes.
     """
     cdef Py_ssize_t nd = d.shape[0], nf = fwhm.shape[0], nr = rnodes.shape[0]
-    cdef Py_ssize_t i, j, k, m, nq = nr * nang
+    cdef Py_ssize_t i, j, k, m, half = (nang + 1) // 2, nq = nr * half
     out_a = np.zeros((nf, nd), dtype=np.float64)
     cdef double[:, ::1] out = out_a
     qx_a = np.empty(nq, dtype=np.float64)
@@ -42,14 +42,16 @@ def moffat_fiber_table(const double[::1] d, const double[::1] fwhm, double beta,
     qw_a = np.empty(nq, dtype=np.float64)
     cdef double[::1] qx = qx_a, qy = qy_a, qw = qw_a
     cdef double r, wr, th, a, a2, norm, s, dx, rr
+    # the angular nodes (m + 1/2) 2 pi / nang come in mirror pairs (theta, 2 pi - theta) with the
+    # same x and y^2: one of each pair, weight doubled (an odd nang's middle node is its own mirror)
     for k in range(nr):
         r = rfib * (rnodes[k] + 1.0) / 2.0
         wr = rweights[k] * rfib / 2.0 * r * (2.0 * M_PI / nang)
-        for m in range(nang):
+        for m in range(half):
             th = (m + 0.5) * 2.0 * M_PI / nang
-            qx[k * nang + m] = r * cos(th)
-            qy[k * nang + m] = r * sin(th)
-            qw[k * nang + m] = wr
+            qx[k * half + m] = r * cos(th)
+            qy[k * half + m] = r * sin(th)
+            qw[k * half + m] = wr if (nang % 2 == 1 and m == half - 1) else 2.0 * wr
     for j in range(nf):
         a = fwhm[j] / (2.0 * sqrt(pow(2.0, 1.0 / beta) - 1.0))
         a2 = a * a
