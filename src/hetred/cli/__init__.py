@@ -45,15 +45,12 @@ CODE = {
                "src/hetred/fibers/ (trace, profile, extraction)", "docs/stages/twical.md"),
     "sci": ("src/hetred/sci/ (run.py: the unit; reduce.py, sky.py, multi.py); src/hetred/ccd/reduce.py",
             "docs/stages/sci.md"),
-<<<<<<< HEAD
     "astrom": ("src/hetred/astrom/ (run.py: the unit; solve.py, stars.py, getoff.py, rotation.py, fibers.py)",
                "docs/stages/astrom.md"),
-=======
     "throughput": ("src/hetred/throughput/ (run.py: the unit; shot.py, starfit.py, psf.py, sedfit.py, response.py)",
                    "docs/stages/throughput.md"),
     "calfib": ("src/hetred/calfib/ (run.py: the unit; calibrate.py); src/hetred/io/fiberspec.py",
                "docs/stages/calfib.md"),
->>>>>>> efc1acc (throughput/calfib: hetdex_api's ADR table by default (Karl's as a setting), position errors from the chi2 surface, a fast FITS reader/writer for the calibrated spectra and _cal.fits (io.fastfits), vectorised fiber-to-fiber on the grid; demo stages throughput and calfib with truth checks; stage tests, benchmark, docs)
     "slurm-gen": ("src/hetred/jobs/ (registry.py: stages and order; slurm.py)", "docs/operations.md"),
     "run": ("src/hetred/jobs/ (registry.py, runner.py)", "docs/operations.md"),
     "simulate": ("src/hetred/sim/", "docs/simulator.md"),

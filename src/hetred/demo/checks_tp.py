@@ -257,7 +257,7 @@ def _shot(res: "DemoResult") -> str:
 
 def stage_throughput(res: "DemoResult") -> list[str]:
     """``hetred throughput`` of the demo shot; nothing when the astrometry's products are not
-    there (the demo gets ``hetred astrom`` with issue 12)."""
+    there (the demo run with ``--stages`` without astrom)."""
     from hetred.jobs.units import run_unit
     from hetred.throughput.run import STAGE, ShotUnit, run_throughput
 
@@ -293,7 +293,7 @@ def stage_calfib(res: "DemoResult") -> list[str]:
 def check_throughput(res: "DemoResult") -> list[Check]:
     dvo = _shot(res)
     if not res.layout.path("throughput", month=res.month, datevobs=dvo).exists():
-        return [Check("throughput", "not run: needs hetred astrom (issue 12)", float("nan"), "-", True)]
+        return [Check("throughput", "not run: no astrometry (hetred astrom)", float("nan"), "-", True)]
     truth = read_truth(res.layout, res.summary.nights[0], dvo, res.month)
     f, ferr = fwhm_check(res.layout, res.month, dvo, truth)
     worst_pos, nbright, nbad = position_verdict(position_errors(res.layout, res.month, dvo, truth, True))
