@@ -71,8 +71,8 @@ def command(ctx: click.Context, month: str | None, shot: str | None, ifuslots: t
         return
     results: list[UnitResult] = []
     if jobs > 1 and len(units) > 1:
-        from concurrent.futures import ProcessPoolExecutor
-        with ProcessPoolExecutor(jobs) as pool:
+        from hetred.jobs.workers import process_pool
+        with process_pool(jobs) as pool:
             futs = [pool.submit(_job, layout, u, settings, overwrite) for u in units]
             for f in track(futs, "calfib", total=len(futs), quiet=quiet):
                 results.append(f.result())
