@@ -52,8 +52,9 @@ def kernels(repeat: int) -> None:
     for name, tx, ty, tf in (("raster 9x9", gx.ravel(), gy.ravel(), np.full(81, 1.8)),
                              ("FWHM grid 100", np.zeros(100), np.zeros(100), np.linspace(1.2, 3.2, 100))):
         a = [np.ascontiguousarray(v, dtype=np.float64) for v in (fx, fy, flux, err, tx, ty, tf)]
-        t_k, out = best_of(lambda: psfkern.chi2_trials(*a, t.table, t.d_step, t.fwhm0, t.fwhm_step), repeat)
-        t_r, ref = best_of(lambda: R.chi2_trials_reference(*a, t.table, t.d_step, t.fwhm0, t.fwhm_step), repeat)
+        t_k, out = best_of(lambda a=a: psfkern.chi2_trials(*a, t.table, t.d_step, t.fwhm0, t.fwhm_step), repeat)
+        t_r, ref = best_of(lambda a=a: R.chi2_trials_reference(*a, t.table, t.d_step, t.fwhm0, t.fwhm_step),
+                           repeat)
         print(f"chi2_trials {name:14s}: Cython {t_k * 1e6:8.1f} us   NumPy {t_r * 1e6:8.1f} us   "
               f"ratio {t_r / t_k:5.1f}x   (max rel. difference {np.max(np.abs(out[0] - ref[0]) / ref[0]):.1e})")
     dd = rng.uniform(0, 5, (60, 1036)).ravel()
@@ -158,7 +159,7 @@ def shot(keep: str | None) -> None:
             print(f"run_throughput ({'first call, table built' if k == 1 else 'second call'}): "
                   f"{time.perf_counter() - t0:.1f} s wall, {time.process_time() - c0:.1f} s CPU; "
                   f"{out.counts['used']} of {out.counts['stars']} stars used, FWHM {out.counts['fwhm']:.3f}")
-        slot = [s for s in choose_slots(n_ifus=78) if s.is_ifu][0].ifuslot
+        slot = next(s for s in choose_slots(n_ifus=78) if s.is_ifu).ifuslot
         u = CalfibUnit(DVO, slot)
         run_calfib(L, u)
         t_c, _ = best_of(lambda: run_calfib(L, u), 3)

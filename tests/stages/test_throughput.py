@@ -1,6 +1,6 @@
 """``hetred throughput`` and ``hetred calfib`` (issue 13) on a simulated shot, against the truth.
 
-Default tests: one IFU (slot 053, seed 22: six catalogue stars, g 16.4-21.3, seeing 1.84"),
+Default tests: one IFU (slot 053, seed 22: eight catalogue stars, g 15.8-21.6, seeing 2.05"),
 reduced by bias, bgmodel and sci (libraries and pixel flats from the truth) with the astrometry's
 products written from the truth (tests/stages/tp_support.py: ``hetred astrom`` is issue 12's).
 Acceptance measured here: FWHM within 5 %, star positions within 0.1", calfib star fluxes within
@@ -25,7 +25,8 @@ SLOTS, SEED = (53,), 22
 
 @pytest.fixture(scope="module")
 def shot(tmp_path_factory):
-    from hetred.calfib.run import STAGE as CSTAGE, calfib_units, run_calfib
+    from hetred.calfib.run import STAGE as CSTAGE
+    from hetred.calfib.run import calfib_units, run_calfib
     from hetred.jobs.units import run_unit
     from hetred.throughput.run import STAGE, ShotUnit, run_throughput
 
@@ -157,7 +158,8 @@ def test_bad_stars_are_rejected_with_reasons(shot):
 
 
 def test_units_are_idempotent_and_atomic(shot):
-    from hetred.calfib.run import STAGE as CSTAGE, CalfibUnit, run_calfib
+    from hetred.calfib.run import STAGE as CSTAGE
+    from hetred.calfib.run import CalfibUnit, run_calfib
     from hetred.jobs.units import run_unit
     from hetred.throughput.run import STAGE, ShotUnit, run_throughput
 
@@ -180,8 +182,8 @@ def test_missing_amp_leaves_its_rows_zero(shot):
     (path,) = list(L.glob("calfib", month=shot.month, datevobs=shot.datevobs))
     with fits.open(path) as h:
         before = [np.array(x.data) for x in h]
-    rect = [q for q in L.glob("rectified", night=shot.night, obs=int(shot.datevobs[9:]), exp=3, ifuslot=SLOTS[0])
-            if parse("rectified", q.relative_to(L.red).as_posix())["amp"] == "LU"][0]
+    rect = next(q for q in L.glob("rectified", night=shot.night, obs=int(shot.datevobs[9:]), exp=3,
+                                  ifuslot=SLOTS[0]) if parse("rectified", q.relative_to(L.red).as_posix())["amp"] == "LU")
     hidden = rect.with_name(rect.name + ".hidden")
     shutil.move(rect, hidden)
     try:

@@ -1,8 +1,9 @@
 """Settings of ``hetred calfib``: ``[stages.calfib]`` in the config file (docs/stages/calfib.md)."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from hetred.config import parse_stage_table
 from hetred.errors import HetredError
@@ -22,7 +23,7 @@ class CalfibSettings:
     error_frac: float = 0.03         #: the "karl" model's fraction of the sky + source counts
 
     @classmethod
-    def from_config(cls, values: Mapping[str, Any] | None) -> "CalfibSettings":
+    def from_config(cls, values: Mapping[str, Any] | None) -> CalfibSettings:
         """Settings from a ``[stages.calfib]`` table; unknown keys and bad values are errors."""
         s = cls(**parse_stage_table(cls, values, "stages.calfib"))
         if s.error_model not in ("propagated", "karl") or s.n_exposures < 1:

@@ -5,8 +5,16 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from hetred.cli.common import check_month, console, exit_on_failures, get_config, parse_slot, report_unit, track, \
-    unit_counts
+from hetred.cli.common import (
+    check_month,
+    console,
+    exit_on_failures,
+    get_config,
+    parse_slot,
+    report_unit,
+    track,
+    unit_counts,
+)
 from hetred.errors import HetredError
 from hetred.jobs.units import UnitResult, is_done, run_unit
 

@@ -250,12 +250,12 @@ def blank_scales(layout: Layout, month: str, datevobs: str, truth: TpTruth, clea
 # ------------------------------------------------------------------------------------------------
 # the demo
 
-def _shot(res: "DemoResult") -> str:
+def _shot(res: DemoResult) -> str:
     assert res.summary is not None
     return res.summary.shots[0]
 
 
-def stage_throughput(res: "DemoResult") -> list[str]:
+def stage_throughput(res: DemoResult) -> list[str]:
     """``hetred throughput`` of the demo shot; nothing when the astrometry's products are not
     there (the demo run with ``--stages`` without astrom)."""
     from hetred.jobs.units import run_unit
@@ -272,7 +272,7 @@ def stage_throughput(res: "DemoResult") -> list[str]:
     return r.outcome.outputs if r.outcome else []
 
 
-def stage_calfib(res: "DemoResult") -> list[str]:
+def stage_calfib(res: DemoResult) -> list[str]:
     """``hetred calfib`` of the demo shot's IFUs (after the throughput stage)."""
     from hetred.calfib.run import STAGE, calfib_units, run_calfib
     from hetred.errors import HetredError
@@ -290,12 +290,12 @@ def stage_calfib(res: "DemoResult") -> list[str]:
     return out
 
 
-def check_throughput(res: "DemoResult") -> list[Check]:
+def check_throughput(res: DemoResult) -> list[Check]:
     dvo = _shot(res)
     if not res.layout.path("throughput", month=res.month, datevobs=dvo).exists():
         return [Check("throughput", "not run: no astrometry (hetred astrom)", float("nan"), "-", True)]
     truth = read_truth(res.layout, res.summary.nights[0], dvo, res.month)
-    f, ferr = fwhm_check(res.layout, res.month, dvo, truth)
+    _, ferr = fwhm_check(res.layout, res.month, dvo, truth)
     worst_pos, nbright, nbad = position_verdict(position_errors(res.layout, res.month, dvo, truth, True))
     tr = throughput_ratio(res.layout, res.month, dvo, truth)
     worst = float(np.max(np.abs(tr["fit"] - 1)))
@@ -313,7 +313,7 @@ def check_throughput(res: "DemoResult") -> list[Check]:
     return rows
 
 
-def check_calfib(res: "DemoResult") -> list[Check]:
+def check_calfib(res: DemoResult) -> list[Check]:
     dvo = _shot(res)
     if not list(res.layout.glob("calfib", month=res.month, datevobs=dvo)):
         return [Check("calfib", "not run: needs hetred throughput", float("nan"), "-", True)]

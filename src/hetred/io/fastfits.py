@@ -10,8 +10,9 @@ big-endian data into 2880-byte blocks, atomically.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -129,7 +130,6 @@ def write_images(path: str | Path, hdus: Sequence[tuple[np.ndarray, Sequence[tup
     blocks = []
     for k, (data, cards) in enumerate(hdus):
         blocks += image_blocks(data, cards, primary=k == 0)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            fh.writelines(blocks)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        fh.writelines(blocks)
     return Path(path)

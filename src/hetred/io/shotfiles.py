@@ -25,9 +25,9 @@ mkrsprun.f and hetdex_api h5tools/create_cal_hdf5.py; §3.2, §3.5, §3.6):
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

@@ -35,8 +35,8 @@ def format_stars(res: ShotResult, datevobs: str, source: str) -> str:
     head = [f"# hetred {__version__} throughput of {datevobs}: stars of the catalogue with g below the limit",
             f"# fwhm {res.fwhm:.4f} scale {res.fwhm_scale:.4f} nstars {res.fwhm_n} (used {res.fwhm_used:.4f})",
             f"# response curve from: {source}",
-            "# dx, dy: fitted - catalogue position, arcsec east, north (pos_err: its 1-sigma); amp: counts per 2 A"
-            " at 4500-4600 A",
+            ("# dx, dy: fitted - catalogue position, arcsec east, north (pos_err: its 1-sigma); amp: counts "
+             "per 2 A at 4500-4600 A"),
             "# " + " ".join(STAR_COLUMNS)]
     rows = []
     for s in res.stars:

@@ -25,7 +25,7 @@ from hetred.throughput.settings import STAGE, ThroughputSettings
 from hetred.throughput.shot import measure_shot
 from hetred.virus.ids import parse_datevobs
 
-__all__ = ["STAGE", "ShotUnit", "throughput_units", "run_throughput"]
+__all__ = ["STAGE", "ShotUnit", "run_throughput", "throughput_units"]
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,9 @@ cal_script/rspstar3, progs/fitradecsp.f, mkrsprun.f, combsed.f, fitpoly.f) unles
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from hetred.config import parse_stage_table
 from hetred.errors import HetredError
@@ -53,7 +54,7 @@ class ThroughputSettings:
     qa: bool = True                  #: write the QA PNG
 
     @classmethod
-    def from_config(cls, values: Mapping[str, Any] | None) -> "ThroughputSettings":
+    def from_config(cls, values: Mapping[str, Any] | None) -> ThroughputSettings:
         """Settings from a ``[stages.throughput]`` table; unknown keys and bad values are errors."""
         s = cls(**parse_stage_table(cls, values, "stages.throughput"))
         bad = []

@@ -8,8 +8,8 @@ can feed it arrays. Every star gets a ``reason`` when it is not used.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 

@@ -50,7 +50,7 @@ class StarData:
     def __len__(self) -> int:
         return len(self.x)
 
-    def subset(self, keep: np.ndarray) -> "StarData":
+    def subset(self, keep: np.ndarray) -> StarData:
         return StarData(self.x[keep], self.y[keep], self.exp[keep], self.spec[keep], self.err[keep],
                         self.label[keep])
 
@@ -119,7 +119,7 @@ def refine_position(r: Raster, step: float, dof: int = 0) -> tuple[float, float,
     scaled by chi^2 / dof when that exceeds 1; NaN when not measured). The raster point itself
     when the best is on the raster's edge, the surface is not convex, or its minimum is more than
     one step away."""
-    n = int(round(np.sqrt(r.tx.size)))
+    n = round(np.sqrt(r.tx.size))
     chi = r.tchi2.reshape(n, n)
     i, j = np.unravel_index(int(np.argmin(chi)), chi.shape)
     if not (0 < i < n - 1 and 0 < j < n - 1) or not np.all(np.isfinite(chi[i - 1:i + 2, j - 1:j + 2])):
