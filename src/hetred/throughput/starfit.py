@@ -18,7 +18,8 @@ the local tangent plane about a reference point (x east, y north).
   (FWHM and ADR of that wavelength) over the fibers within 3" of the star that have data:
   A = sum p_i y_i / sum p_i^2 (Karl's ``sumspec``, unweighted), error sqrt(sum p_i^2 s_i^2) /
   sum p_i^2; A is the star's counts per 2 Å in one exposure. 100-Å bins (3540..5540 Å): the
-  mean over the covered part of [c - 50, c + 50) Å times 100 / 2 (Karl's ``sumspec100``).
+  mean over the covered part of [c - 50, c + 50) Å times 100 / 2 (Karl's ``sumspec100``; at
+  least 20 % of the bin covered).
 """
 from __future__ import annotations
 
@@ -198,16 +199,17 @@ def bin_weights(wave: np.ndarray = WAVE, centres: np.ndarray = BIN_CENTRES, widt
 
 
 def bin100(counts: np.ndarray, error: np.ndarray, wave: np.ndarray = WAVE,
-           centres: np.ndarray = BIN_CENTRES) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+           centres: np.ndarray = BIN_CENTRES, min_cover: float = 0.2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(counts, error, covered fraction) per 100-Å bin from counts per 2 Å: the overlap-weighted
-    mean of the 2-Å bins with data x 50; a bin with less than half of its 100 Å covered by data
-    (e.g. beyond the grid's 5541 Å) is 0."""
+    mean of the 2-Å bins with data x 50 (Karl's sumspec100: the sum scaled by the bins present);
+    a bin with less than ``min_cover`` of its 100 Å covered by data is 0 (the 5540-Å bin has at
+    most 5490-5541 Å: about half)."""
     w = bin_weights(wave, centres)
     have = (error > 0).astype(np.float64)
     wh = w * have[None, :]
     sw = wh.sum(axis=1)
     full = (centres[1] - centres[0]) / (wave[1] - wave[0]) if centres.size > 1 else 50.0
-    ok = sw >= 0.5 * full
+    ok = sw >= min_cover * full
     with np.errstate(invalid="ignore", divide="ignore"):
         c = np.where(ok, (wh * counts[None, :]).sum(axis=1) / sw * full, 0.0)
         e = np.where(ok, np.sqrt((wh**2 * error[None, :] ** 2).sum(axis=1)) / sw * full, 0.0)
