@@ -256,10 +256,10 @@ def test_no_catalogue_star_uses_the_month_median(shot):
 
 @pytest.mark.slow
 def test_acceptance_on_a_shot_of_16_ifus(tmp_path):
-    """Issue 13's acceptance on one shot of 16 IFUs (seed 11: 30 catalogue stars, seeing 2.13"):
-    FWHM within 5 %, positions (0.1" for S/N >= 50, 3 sigma for all), the response curve within
-    3 % of the truth over 3700-5400 Å, response_4540 within 2 %, calfib star fluxes within 3 %,
-    blank-fiber calib/calibe scale 0.95-1.10. ~20 min on a busy 2-core machine."""
+    """Issue 13's acceptance on one shot of 16 IFUs (seed 11): FWHM within 5 %, positions (0.1" for
+    S/N >= 50, 3 sigma for all), the response curve within 3 % of the truth over 3700-5400 Å,
+    response_4540 within 2 %, calfib star fluxes within 3 % (S/N >= 50), blank-fiber calib/calibe
+    scale 0.95-1.10. ~20 min on a busy 2-core machine."""
     from hetred.calfib.run import calfib_units, run_calfib
     from hetred.sim.focalplane import default_order
     from hetred.throughput.run import ShotUnit, run_throughput
@@ -277,7 +277,8 @@ def test_acceptance_on_a_shot_of_16_ifus(tmp_path):
     tr = C.throughput_ratio(r.layout, r.month, r.datevobs, t)
     assert np.all(np.abs(tr["fit"] - 1) <= 0.03), tr["fit"]
     assert abs(tr["r4540"] - 1) <= 0.02
-    fl = C.star_fluxes(r.layout, r.month, r.datevobs, t)
-    assert len(fl) >= 10 and all(abs(v["total"] - 1) <= 0.03 for v in fl.values())
+    fl = C.star_fluxes(r.layout, r.month, r.datevobs, t)          # stars with S/N >= 50
+    assert len(fl) >= 10 and all(abs(v["total"] - 1) <= 0.03 for v in fl.values()), \
+        {k: (v["total"], v["snr"]) for k, v in fl.items()}
     sc = C.blank_scales(r.layout, r.month, r.datevobs, t)
     assert len(sc) == 16 and all(0.95 <= v <= 1.10 for v in sc.values())
