@@ -12,7 +12,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[2] / "src" / "hetred"
 
 #: one package per stage, in the order of the process
-STAGE_PACKAGES = ("lists", "bias", "background", "flat", "twical", "sci", "astrom", "throughput",
+STAGE_PACKAGES = ("lists", "bias", "background", "flat", "twical", "sci", "astrom", "throughput", "calfib", "calfib",
                   "fullsky", "resmap", "detect", "h5", "report")
 #: what any stage may import: instrument facts, io, numerics, shared fiber model, the per-amp
 #: reduction, units and settings (a stage never imports another stage's internals)

@@ -483,3 +483,55 @@ def window_rms_reference(resid, trace, half: int):
     n = ok.sum(axis=2)
     out = np.sqrt((v * v).sum(axis=2) / np.maximum(n, 1))
     return np.where(n > 0, out, 0.0).astype(np.float32)
+
+
+# --- throughput star-fit kernels (psfkern.pyx) -------------------------------------------------
+def moffat_fiber_table_reference(d, fwhm, beta: float, rfib: float, rnodes, rweights, nang: int):
+    """NumPy restatement of :func:`hetred._ext.psfkern.moffat_fiber_table` (same arguments and
+    returns): the same quadrature nodes, summed with array operations."""
+    d = np.asarray(d, dtype=np.float64)
+    r = rfib * (np.asarray(rnodes, np.float64) + 1.0) / 2.0
+    wr = np.asarray(rweights, np.float64) * rfib / 2.0 * r * (2.0 * np.pi / nang)
+    th = (np.arange(nang) + 0.5) * 2.0 * np.pi / nang
+    qx = (r[:, None] * np.cos(th)[None, :]).ravel()
+    qy = (r[:, None] * np.sin(th)[None, :]).ravel()
+    qw = np.repeat(wr, nang)
+    out = np.zeros((len(fwhm), d.size))
+    for j, f in enumerate(np.asarray(fwhm, np.float64)):
+        a2 = (f / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))) ** 2
+        rr = ((d[:, None] + qx[None, :]) ** 2 + qy[None, :] ** 2) / a2
+        out[j] = (beta - 1.0) / (np.pi * a2) * ((1.0 + rr) ** -beta @ qw)
+    return out
+
+
+def table_interp_reference(table, d, fwhm, d_step: float, fwhm0: float, fwhm_step: float):
+    """NumPy restatement of :func:`hetred._ext.psfkern.fiber_fractions` (bilinear in the table,
+    FWHM clamped to its rows, 0 at or beyond the last distance)."""
+    table = np.asarray(table, np.float64)
+    nf, nd = table.shape
+    d = np.asarray(d, np.float64)
+    u = d / d_step
+    fi = np.clip((np.asarray(fwhm, np.float64) - fwhm0) / fwhm_step, 0, nf - 1)
+    i0 = np.clip(np.floor(u).astype(np.int64), 0, nd - 2)
+    j0 = np.minimum(np.floor(fi).astype(np.int64), nf - 2)
+    tu, tf = u - i0, fi - j0
+    v = ((1 - tf) * ((1 - tu) * table[j0, i0] + tu * table[j0, i0 + 1])
+         + tf * ((1 - tu) * table[j0 + 1, i0] + tu * table[j0 + 1, i0 + 1]))
+    return np.where(u >= nd - 1, 0.0, v)
+
+
+def chi2_trials_reference(fx, fy, flux, err, tx, ty, tfwhm, table, d_step: float, fwhm0: float,
+                          fwhm_step: float):
+    """NumPy restatement of :func:`hetred._ext.psfkern.chi2_trials` (same arguments and returns)."""
+    fx, fy, flux, err = (np.asarray(a, np.float64) for a in (fx, fy, flux, err))
+    use = err > 0
+    fx, fy, flux, err = fx[use], fy[use], flux[use], err[use]
+    tx, ty, tf = (np.asarray(a, np.float64) for a in (tx, ty, tfwhm))
+    d = np.hypot(fx[None, :] - tx[:, None], fy[None, :] - ty[:, None])
+    p = table_interp_reference(table, d, np.broadcast_to(tf[:, None], d.shape), d_step, fwhm0, fwhm_step)
+    w = 1.0 / err**2
+    spp, spf, sff = (p * p * w).sum(1), (p * flux * w).sum(1), np.full(tx.size, (flux * flux * w).sum())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        amp = np.where(spp > 0, spf / spp, 0.0)
+    chi = np.where(spp > 0, np.maximum(sff - amp * spf, 0.0), 1e300)
+    return chi, amp

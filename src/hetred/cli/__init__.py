@@ -17,7 +17,8 @@ from hetred.config import load_config
 from hetred.errors import HetredError
 
 #: subcommand modules, in the order of the process; each defines ``command``
-SUBCOMMANDS = ("tarlist", "bias", "bgmodel", "twical", "flat", "sci", "astrom", "slurm_gen", "run", "simulate", "demo")
+SUBCOMMANDS = ("tarlist", "bias", "bgmodel", "twical", "flat", "sci", "astrom", "throughput", "calfib", "slurm_gen",
+               "run", "simulate", "demo")
 
 EXAMPLES = """
 \b
@@ -46,6 +47,10 @@ CODE = {
             "docs/stages/sci.md"),
     "astrom": ("src/hetred/astrom/ (run.py: the unit; solve.py, stars.py, getoff.py, rotation.py, fibers.py)",
                "docs/stages/astrom.md"),
+    "throughput": ("src/hetred/throughput/ (run.py: the unit; shot.py, starfit.py, psf.py, sedfit.py, response.py)",
+                   "docs/stages/throughput.md"),
+    "calfib": ("src/hetred/calfib/ (run.py: the unit; calibrate.py); src/hetred/io/fiberspec.py",
+               "docs/stages/calfib.md"),
     "slurm-gen": ("src/hetred/jobs/ (registry.py: stages and order; slurm.py)", "docs/operations.md"),
     "run": ("src/hetred/jobs/ (registry.py, runner.py)", "docs/operations.md"),
     "simulate": ("src/hetred/sim/", "docs/simulator.md"),

@@ -207,6 +207,8 @@ STAGE_FUNCTIONS: dict[str, Callable[["DemoResult"], list[str]]] = {
     "twical": _calib("stage_twical"),
     "sci": _calib("stage_sci", "checks_sci"),
     "astrom": _calib("stage_astrom", "checks_astrom"),
+    "throughput": _calib("stage_throughput", "checks_tp"),
+    "calfib": _calib("stage_calfib", "checks_tp"),
 }
 
 
@@ -233,6 +235,8 @@ CHECKS: dict[str, Callable[["DemoResult"], list[Check]]] = {
     "twical": _calib("check_twical"),
     "sci": _calib("check_sci", "checks_sci"),
     "astrom": _calib("check_astrom", "checks_astrom"),
+    "throughput": _calib("check_throughput", "checks_tp"),
+    "calfib": _calib("check_calfib", "checks_tp"),
 }
 
 

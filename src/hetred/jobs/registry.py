@@ -245,6 +245,33 @@ def _astrom(scope: Scope) -> list[Unit]:
     return out
 
 
+def _throughput(scope: Scope) -> list[Unit]:
+    """One unit per science shot (``hetred throughput --shot``)."""
+    from hetred.throughput.run import STAGE
+
+    shots = sorted({f"{e.night}v{e.obs:03d}" for e in scope.entries if e.kind == "sci"})
+    return [Unit(STAGE, s, ("throughput", "--shot", s)) for s in shots if scope.in_scope_shot(s)]
+
+
+def _calfib(scope: Scope) -> list[Unit]:
+    """One unit per science shot and IFU slot (``hetred calfib --shot --ifuslot``)."""
+    from hetred.calfib.run import STAGE, CalfibUnit
+
+    keys = sorted({(f"{e.night}v{e.obs:03d}", e.ifuslot) for e in scope.entries if e.kind == "sci"
+                   and (not scope.ifuslots or e.ifuslot in scope.ifuslots)})
+    return [Unit(STAGE, CalfibUnit(s, k).unit, ("calfib", "--shot", s, "--ifuslot", f"{k:03d}"))
+            for s, k in keys if scope.in_scope_shot(s)]
+
+
+def _tp_tables(layout: Layout) -> None:
+    """Rebuild every month's fwhm.all and response_4540.all (each unit rebuilds its own)."""
+    from hetred.throughput.products import rebuild_month_tables
+
+    for d in layout.glob("tp_month"):
+        if d.is_dir():
+            rebuild_month_tables(layout, d.name)
+
+
 def _attr(obj: Any, *names: str) -> Any:
     for n in names:
         if isinstance(obj, dict) and n in obj:
@@ -308,6 +335,15 @@ def _optional_stages() -> tuple[StageSpec, ...]:
                              description="one shot: stars, offsets, rotation, norm.dat, fiber RA/Dec",
                              settings=_settings("hetred.astrom.settings", "AstromSettings"), table="astrom",
                              writes=("astrom_dir", "radec_final", "dithall")))
+    out.append(StageSpec("throughput", "throughput", _throughput, 120.0, finalize=_tp_tables, needs=("sci", "astrom"),
+                         description="one shot: stars, FWHM, SED fits, response curve",
+                         settings=_settings("hetred.throughput.settings", "ThroughputSettings"), table="throughput",
+                         writes=("tp_dir", "tp_fwhm", "tp_stars", "tp_starspec", "tp_summary", "tp_png", "tp_sedtp",
+                                 "throughput", "tp_fwhm_all", "tp_response_all")))
+    out.append(StageSpec("calfib", "calfib", _calfib, 30.0, needs=("sci", "astrom", "throughput"),
+                         description="one shot and IFU: calibrated fibers (_cal.fits)",
+                         settings=_settings("hetred.calfib.settings", "CalfibSettings"), table="calfib",
+                         writes=("calfib",)))
     return tuple(out)
 
 

@@ -1,8 +1,9 @@
 """The astronomical scene of a simulated HETDEX shot: pointing, seeing, sources, fiber fluxes.
 
 A :class:`ShotScene` holds the true and header pointing, the Moffat seeing, per-exposure
-transparency, field stars (stellar-like SEDs with SDSS u g r i z AB magnitudes) and pure
-emission-line sources. :func:`fiber_source_flux` turns it into the source flux density that
+transparency, field stars (models of the real stellar template library, :mod:`hetred.sim.stars`,
+with SDSS u g r i z AB magnitudes and catalogue values with errors) and pure emission-line
+sources. :func:`fiber_source_flux` turns it into the source flux density that
 enters every fiber of one amp in one dithered exposure, above the atmosphere.
 
 Conventions (see docs/simulator_sky.md):
@@ -11,7 +12,9 @@ Conventions (see docs/simulator_sky.md):
   the TRUE pointing and angoff 0; fibers are :func:`hetred.virus.ifu.amp_positions` (multi-file
   order, fiber swaps of the IFUID applied).
 * PSF: Moffat I(r) ∝ (1 + (r/α)²)^-β, β = 3.5, FWHM = 2α sqrt(2^(1/β) - 1), unit total flux,
-  integrated over the 1.5" diameter fiber (tabulated vs. fiber-source distance).
+  integrated over the 1.5" diameter fiber (tabulated vs. fiber-source distance and FWHM); the
+  FWHM scales with wavelength as (λ/4550 Å)^-0.2 (Kolmogorov seeing), ``scene.fwhm`` is the
+  FWHM at 4550 Å.
 * ADR (hetdex_api ``get_ADR``): a cubic through -0.74, -0.40, -0.08, +0.08, +0.20" at 3500,
   4000, 4500, 5000, 5500 Å; the source at wavelength λ sits at its catalogue IFU position plus
   ADR(λ)·(cos θ, sin θ) in IFU (x, y) arcsec, θ = ``scene.adr_angle`` (0: along IFU x).
@@ -25,13 +28,16 @@ from pathlib import Path
 
 import numpy as np
 
-from hetred.sim.photometry import BANDS, SED_WAVE, stellar_sed, synthetic_mags
+from hetred.sim import stars as star_lib
+from hetred.sim.photometry import BANDS, SED_WAVE, stellar_sed
 from hetred.virus.coords import DITHERS, fiber_radec, radec_to_ifu
 from hetred.virus.fplane import FplaneEntry
 from hetred.virus.ids import multiframe
 from hetred.virus.ifu import FIBER_DIAMETER, ROW_PITCH, X_PITCH, amp_positions, ifu_positions
 
 MOFFAT_BETA = 3.5
+FWHM_REF_WAVE = 4550.0     #: Å, wavelength of scene.fwhm; FWHM(λ) = fwhm (λ / 4550)^-0.2
+FWHM_POWER = -0.2
 FIBER_RADIUS = FIBER_DIAMETER / 2.0                            #: arcsec
 FILL_FACTOR = np.pi * FIBER_RADIUS**2 / (X_PITCH * ROW_PITCH)  #: 0.3155, fiber area / IFU area
 ADR_WAVE = np.array([3500.0, 4000.0, 4500.0, 5000.0, 5500.0])  #: Å
@@ -44,7 +50,9 @@ AMPS = ("LU", "LL", "RL", "RU")
 
 STAR_DTYPE = np.dtype([("id", "i4"), ("ra", "f8"), ("dec", "f8"), ("teff", "f8"),
                        ("u", "f8"), ("g", "f8"), ("r", "f8"), ("i", "f8"), ("z", "f8"),
-                       ("ifuslot", "i4"), ("x_ifu", "f8"), ("y_ifu", "f8")])
+                       ("ifuslot", "i4"), ("x_ifu", "f8"), ("y_ifu", "f8"), ("model", "i4"),
+                       ("u_cat", "f8"), ("g_cat", "f8"), ("r_cat", "f8"), ("i_cat", "f8"),
+                       ("z_cat", "f8")])
 LINE_DTYPE = np.dtype([("id", "i4"), ("ra", "f8"), ("dec", "f8"), ("wave", "f8"),
                        ("flux", "f8"), ("sigma", "f8"), ("ifuslot", "i4"),
                        ("x_ifu", "f8"), ("y_ifu", "f8")])
@@ -54,10 +62,13 @@ LINE_DTYPE = np.dtype([("id", "i4"), ("ra", "f8"), ("dec", "f8"), ("wave", "f8")
 class ShotScene:
     """The sky of one shot.
 
-    ``stars`` (:data:`STAR_DTYPE`): ra, dec deg; teff K; u g r i z AB mag; ifuslot and
-    (x_ifu, y_ifu) arcsec where it was placed (exposure 1 frame). ``lines`` (:data:`LINE_DTYPE`):
+    ``stars`` (:data:`STAR_DTYPE`): ra, dec deg; teff K; u g r i z true AB mag; ifuslot and
+    (x_ifu, y_ifu) arcsec where it was placed (exposure 1 frame); ``model`` the row of the
+    template in the 1024-model grid (-1: a Planck-based SED); ``*_cat`` the catalogue
+    magnitudes (true + catalogue errors). ``lines`` (:data:`LINE_DTYPE`):
     ra, dec; wave Å; flux erg/s/cm²; sigma Å (intrinsic Gaussian, no continuum).
     ``sed_flam`` (n_stars, len(sed_wave)) erg/s/cm²/Å is filled from teff and g when omitted.
+    ``ebv``: E(B-V) of the shot's Galactic foreground (in the stars' SEDs and magnitudes).
     """
 
     night: str
@@ -77,6 +88,7 @@ class ShotScene:
     angoff: float = 0.0        #: deg, pa - header_pa: the rotation the astrometry fits (vdrp angoff)
     sed_wave: np.ndarray = field(default_factory=lambda: SED_WAVE.copy())
     sed_flam: np.ndarray | None = None
+    ebv: float = 0.0
 
     def __post_init__(self) -> None:
         self.transparency = np.asarray(self.transparency, dtype=float)
@@ -105,29 +117,38 @@ def moffat_enclosed(radius: np.ndarray, fwhm: float, beta: float = MOFFAT_BETA) 
     return 1.0 - (1.0 + (np.asarray(radius) / a) ** 2) ** (1.0 - beta)
 
 
-@lru_cache(maxsize=32)
-def _fiber_table(fwhm: float, beta: float, step: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
-    """(d, fraction): Moffat flux in a fiber at distance d (0..MAX_RADIUS+1 arcsec) from the
-    source, by Gauss-Legendre quadrature over the fiber disk (32 radial x 64 angular nodes)."""
-    d = np.arange(0.0, MAX_RADIUS + 1.0 + step, step)
-    xr, wr = np.polynomial.legendre.leggauss(32)
-    r = FIBER_RADIUS * (xr + 1.0) / 2.0
-    wr = wr * FIBER_RADIUS / 2.0 * r                 # ∫ r dr
-    th = (np.arange(64) + 0.5) * (2.0 * np.pi / 64)  # periodic: midpoint rule is spectral
-    wth = 2.0 * np.pi / 64
-    px = (r[:, None] * np.cos(th)[None, :]).ravel()
-    py = (r[:, None] * np.sin(th)[None, :]).ravel()
-    w = (wr[:, None] * wth * np.ones(64)[None, :]).ravel()
-    dist = np.hypot(d[:, None] + px[None, :], py[None, :])
-    return d, moffat_profile(dist, fwhm, beta) @ w
+_TAB_D, _TAB_F0, _TAB_DF, _TAB_FMAX = 0.01, 0.4, 0.02, 5.0
 
 
-def fiber_fraction(d: np.ndarray, fwhm: float, beta: float = MOFFAT_BETA) -> np.ndarray:
+@lru_cache(maxsize=4)
+def _fiber_table(beta: float) -> np.ndarray:
+    """(n_fwhm, n_d) Moffat flux in a fiber at distance d = 0..MAX_RADIUS+1 arcsec (0.01" steps)
+    from the source for FWHM 0.4..5.0" (0.02" steps): Gauss-Legendre (12 radial) x midpoint (24
+    angular) quadrature over the fiber disk, converged to < 1e-9 (shared kernel
+    :func:`hetred._ext.psfkern.moffat_fiber_table`)."""
+    from hetred._ext.psfkern import moffat_fiber_table
+
+    d = np.arange(0.0, MAX_RADIUS + 1.0 + _TAB_D / 2, _TAB_D)
+    fw = np.arange(_TAB_F0, _TAB_FMAX + _TAB_DF / 2, _TAB_DF)
+    xr, wr = np.polynomial.legendre.leggauss(12)
+    return moffat_fiber_table(d, fw, float(beta), FIBER_RADIUS, xr, wr, 24)
+
+
+def fwhm_at(wave: np.ndarray | float, fwhm: float) -> np.ndarray:
+    """Seeing FWHM (arcsec) at ``wave`` Å for a FWHM ``fwhm`` at 4550 Å."""
+    return fwhm * (np.asarray(wave, dtype=float) / FWHM_REF_WAVE) ** FWHM_POWER
+
+
+def fiber_fraction(d: np.ndarray, fwhm: np.ndarray | float, beta: float = MOFFAT_BETA) -> np.ndarray:
     """Fraction of a point source's flux entering a 1.5" fiber whose centre is ``d`` arcsec
-    from the source (any shape); 0 beyond :data:`MAX_RADIUS`."""
-    dt, ft = _fiber_table(float(fwhm), float(beta))
-    d = np.asarray(d, dtype=float)
-    return np.where(d <= MAX_RADIUS, np.interp(d, dt, ft), 0.0)
+    from the source (any shape), for FWHM ``fwhm`` (scalar or broadcastable to ``d``; bilinear
+    in the table, < 1e-4 of a centred fiber's light); 0 beyond :data:`MAX_RADIUS`."""
+    from hetred._ext.psfkern import fiber_fractions
+
+    d, f = np.broadcast_arrays(np.asarray(d, dtype=float), np.asarray(fwhm, dtype=float))
+    out = fiber_fractions(np.ascontiguousarray(d.ravel()), np.ascontiguousarray(f.ravel()),
+                          _fiber_table(float(beta)), _TAB_D, _TAB_F0, _TAB_DF).reshape(d.shape)
+    return np.where(d <= MAX_RADIUS, out, 0.0)
 
 
 @lru_cache(maxsize=512)
@@ -174,16 +195,20 @@ def make_shot_scene(rng: np.random.Generator, night: str, obs: int, slots: list[
                     star_half: float = 19.0) -> ShotScene:
     """Draw a random shot scene whose sources fall inside the IFUs of ``slots``.
 
+    Stars are models of :mod:`hetred.sim.stars` (the real template library) at their g, seen
+    through a Galactic E(B-V) uniform 0.01-0.03 per shot; their catalogue magnitudes carry
+    SDSS-like errors (printed with 2 decimals, as shuffle's catalogue).
+
     Per IFU slot (non-IFU entries are skipped): Poisson(n_stars_per_ifu) stars uniform in
     |x|, |y| < ``star_half`` (19" by default: away from the IFU edge at ±24") and
     Poisson(n_lines_per_ifu) line sources uniform in |x|, |y| < 23.5"; positions converted to
     RA/Dec with the true pointing (exposure 1 frame). Star g has dN/dg ∝ 10^(0.2 g) on
-    ``g_range`` (15-22), Teff uniform 4000-9000 K; lines have wave 3500-5500 Å, flux log-uniform
+    ``g_range`` (15-22), one of 64 templates (3985-8052 K) with equal probability; lines have wave 3500-5500 Å, flux log-uniform
     3e-17..1e-15 erg/s/cm², sigma 1.5-4 Å. Pointing defaults to a random spring-field centre; pa
     (the angle of the tangent plane, rotation 360 - (pa + 90)) uniform 0-360 deg; header pointing
     off by 1-3" in a random direction; the header's PARANGLE is pa - angoff with angoff uniform
     1.4-1.65 deg (the rotation vdrp's astrometry fits: pa - PARANGLE of the real survey shots is
-    1.37-1.69 deg, shared/reference/astrom_throughput.md §1.9); FWHM 1.3-2.5"; transparency
+    1.37-1.69 deg, shared/reference/astrom_throughput.md §1.9); FWHM 1.3-2.5" at 4550 Å; transparency
     uniform 0.9-1.1 per exposure. ``bright_lines`` (0-4): the first of :data:`BRIGHT_LINES`
     are added to every IFU at :data:`BRIGHT_FLUX` after the random sources (no random draw
     changes).
@@ -211,9 +236,10 @@ def make_shot_scene(rng: np.random.Generator, night: str, obs: int, slots: list[
         lsig = rng.uniform(1.5, 4.0, size=nl)
         sra, sdec = fiber_radec(slot, sxy, 1, ra0, dec0, pa)
         lra, ldec = fiber_radec(slot, lxy, 1, ra0, dec0, pa)
-        for k in range(ns):
-            stars.append((0, sra[k], sdec[k], teff[k], 0, gmag[k], 0, 0, 0, slot.ifuslot,
-                          sxy[k, 0], sxy[k, 1]))
+        for k in range(ns):         # the Teff deviate picks a template (equal weights)
+            stars.append((0, sra[k], sdec[k], 0.0, 0, gmag[k], 0, 0, 0, slot.ifuslot,
+                          sxy[k, 0], sxy[k, 1], int(star_lib.model_index((teff[k] - 4000.0) / 5000.0)),
+                          0, 0, 0, 0, 0))
         for k in range(nl):
             lines.append((0, lra[k], ldec[k], lwave[k], lflux[k], lsig[k], slot.ifuslot,
                           lxy[k, 0], lxy[k, 1]))
@@ -227,16 +253,25 @@ def make_shot_scene(rng: np.random.Generator, night: str, obs: int, slots: list[
     line_arr = np.array(lines, dtype=LINE_DTYPE)
     star_arr["id"] = np.arange(1, len(star_arr) + 1)
     line_arr["id"] = np.arange(1, len(line_arr) + 1)
-    scene = ShotScene(night=str(night), obs=int(obs), ra0=ra0, dec0=dec0, pa=pa,
-                      header_ra=float(header_ra), header_dec=float(header_dec),
-                      header_pa=float(header_pa), fwhm=fwhm, transparency=transparency,
-                      stars=star_arr, lines=line_arr, angoff=angoff)
-    if len(star_arr):
-        mags = synthetic_mags(scene.sed_wave, scene.sed_flam)
-        for b in BANDS:
-            if b != "g":                      # g stays the exact normalisation value
-                scene.stars[b] = mags[b]
-    return scene
+    # drawn after every earlier draw, so that pointing, sources and lines stay as before
+    ebv = float(rng.uniform(0.01, 0.03))
+    lib = star_lib.templates()
+    sed = np.zeros((len(star_arr), lib.wave.size))
+    for k, st in enumerate(star_arr):
+        m = int(st["model"])
+        sed[k] = star_lib.star_sed(m, float(st["g"]), ebv)
+        true = star_lib.true_mags(m, float(st["g"]), ebv)
+        cat = true + rng.normal(size=5) * star_lib.catalogue_error(true)
+        for j, b in enumerate(BANDS):
+            star_arr[b][k] = true[j]
+            star_arr[b + "_cat"][k] = round(float(cat[j]), 2)
+        star_arr["teff"][k] = float(lib.teff[m])
+        star_arr["model"][k] = int(lib.rows[m])
+    return ShotScene(night=str(night), obs=int(obs), ra0=ra0, dec0=dec0, pa=pa,
+                     header_ra=float(header_ra), header_dec=float(header_dec),
+                     header_pa=float(header_pa), fwhm=fwhm, transparency=transparency,
+                     stars=star_arr, lines=line_arr, angoff=angoff, sed_wave=lib.wave.copy(), sed_flam=sed,
+                     ebv=ebv)
 
 
 def _sources_near_ifu(scene: ShotScene, slot: FplaneEntry, exp: int
@@ -255,15 +290,15 @@ def _sources_near_ifu(scene: ShotScene, slot: FplaneEntry, exp: int
     return out[0], out[1], out[2], out[3]
 
 
-def _weights(scene: ShotScene, fxy: np.ndarray, sxy: np.ndarray, wave: np.ndarray
+def _weights(scene: ShotScene, fxy: np.ndarray, sxy: np.ndarray, adr: np.ndarray, fwhm: np.ndarray
              ) -> np.ndarray:
     """Fiber fraction (n_fib, n_wave) of a source at IFU ``sxy`` (2,) for fibers at ``fxy``
-    (n_fib, 2) sampled at ``wave`` (n_fib, n_wave) Å, with ADR."""
-    adr = adr_offset(wave)
+    (n_fib, 2), given the ADR offset ``adr`` and the seeing FWHM ``fwhm`` (n_fib, n_wave) at
+    their sampled wavelengths."""
     t = np.radians(scene.adr_angle)
     dx = fxy[:, 0:1] - (sxy[0] + adr * np.cos(t))
     dy = fxy[:, 1:2] - (sxy[1] + adr * np.sin(t))
-    return fiber_fraction(np.hypot(dx, dy), scene.fwhm, scene.beta)
+    return fiber_fraction(np.hypot(dx, dy), fwhm, scene.beta)
 
 
 def fiber_source_flux(scene: ShotScene, slot: FplaneEntry, amp: str, exp: int,
@@ -282,18 +317,21 @@ def fiber_source_flux(scene: ShotScene, slot: FplaneEntry, amp: str, exp: int,
     out = np.zeros(wave.shape, dtype=float)
     istar, sxy, iline, lxy = _sources_near_ifu(scene, slot, exp)
     reach = MAX_RADIUS + float(np.max(np.abs(ADR_OFFSET))) + 0.1
+    if len(istar) + len(iline) == 0:
+        return out
+    adr, fw = adr_offset(wave), fwhm_at(wave, scene.fwhm)     # once per amp, not per source
     for k, xy in zip(istar, sxy):
         near = np.nonzero(np.hypot(*(fxy - xy).T) < reach)[0]
         if near.size:
             w = wave[near]
-            out[near] += _weights(scene, fxy[near], xy, w) * np.interp(
+            out[near] += _weights(scene, fxy[near], xy, adr[near], fw[near]) * np.interp(
                 w, scene.sed_wave, scene.sed_flam[k])
     for k, xy in zip(iline, lxy):
         near = np.nonzero(np.hypot(*(fxy - xy).T) < reach)[0]
         if near.size:
             src = scene.lines[k]
             w = wave[near]
-            out[near] += _weights(scene, fxy[near], xy, w) * gaussian_line(
+            out[near] += _weights(scene, fxy[near], xy, adr[near], fw[near]) * gaussian_line(
                 w, src["wave"], src["flux"], src["sigma"])
     return out
 
@@ -310,13 +348,16 @@ def line_source_fluxes(scene: ShotScene, slot: FplaneEntry, amp: str, exp: int, 
     fxy = _amp_xy(amp, slot.ifuid if ifuid is None else ifuid)
     _, _, iline, lxy = _sources_near_ifu(scene, slot, exp)
     reach = MAX_RADIUS + float(np.max(np.abs(ADR_OFFSET))) + 0.1
+    if len(iline) == 0:
+        return []
+    adr, fw = adr_offset(wave), fwhm_at(wave, scene.fwhm)
     out = []
     for k, xy in zip(iline, lxy):
         near = np.nonzero(np.hypot(*(fxy - xy).T) < reach)[0]
         if near.size:
             src = scene.lines[k]
             w = wave[near]
-            out.append((int(k), near, _weights(scene, fxy[near], xy, w)
+            out.append((int(k), near, _weights(scene, fxy[near], xy, adr[near], fw[near])
                         * gaussian_line(w, src["wave"], src["flux"], src["sigma"])))
     return out
 
@@ -329,7 +370,7 @@ def format_catalogue(scene: ShotScene) -> str:
     from hetred.astrom.formats import format_ifustars
 
     s = scene.stars
-    mags = np.column_stack([s[b] for b in BANDS]) if len(s) else np.zeros((0, 5))
+    mags = np.column_stack([s[b + "_cat"] for b in BANDS]) if len(s) else np.zeros((0, 5))
     stamp = datetime.strptime(scene.night, "%Y%m%d").replace(tzinfo=timezone.utc)   # deterministic
     return format_ifustars(s["ra"], s["dec"], mags, ids=[f"{int(i):019d}" for i in s["id"]], stamp=stamp)
 
@@ -340,8 +381,8 @@ def write_catalogue(scene: ShotScene, path: str | Path) -> None:
     Format: shuffle's ``shout.ifustars`` as in the real shot 20180611v017 (HETDEX/vdrp test data):
     10 ``#`` lines (date, ``#col  1: SHOTID`` .. ``#col  9: z``), then one star per line
     ``000001 ID RA DEC u g r i z`` -- ID the star's id as 19 digits, RA and Dec in degrees
-    (``%11.6f``), the SDSS u g r i z AB magnitudes (``%7.2f``) from synthetic photometry of the
-    star's SED. Values are the truth (no catalogue errors). Written atomically.
+    (``%11.6f``), the SDSS u g r i z AB magnitudes (``%7.2f``): the catalogue values (true +
+    errors, ``STAR_DTYPE`` ``*_cat``). Written atomically.
     """
     from hetred.io.atomic import write_text_atomic
 
@@ -381,7 +422,7 @@ def _fibers_seeing(scene: ShotScene, slots: list[FplaneEntry], ra: np.ndarray, d
             fxy = _amp_xy(amp, slot.ifuid)
             frac = fiber_fraction(np.hypot(fxy[None, :, 0] - sx[cand, None],
                                            fxy[None, :, 1] - sy[cand, None]),
-                                  scene.fwhm, scene.beta)
+                                  fwhm_at(ref_wave[cand, None], scene.fwhm), scene.beta)
             mf = multiframe(slot.specid, slot.ifuslot, slot.ifuid, amp)
             for k, i in zip(*np.nonzero(frac > min_fraction)):
                 out[cand[k]].append({"ifuslot": int(slot.ifuslot), "ifuid": slot.ifuid,
@@ -408,7 +449,7 @@ def scene_truth(scene: ShotScene, slots: list[FplaneEntry]) -> dict:
                    for e in range(1, len(DITHERS) + 1)]
         rows = []
         for k, s in enumerate(cat):
-            d = {n: (int(s[n]) if n in ("id", "ifuslot") else float(s[n]))
+            d = {n: (int(s[n]) if n in ("id", "ifuslot", "model") else float(s[n]))
                  for n in cat.dtype.names}
             d["ref_wave"] = float(ref[k])
             d["fibers"] = {str(e + 1): per_exp[e][k] for e in range(len(DITHERS))}
@@ -423,7 +464,8 @@ def scene_truth(scene: ShotScene, slots: list[FplaneEntry]) -> dict:
                      "header": {"ra": scene.header_ra, "dec": scene.header_dec,
                                 "pa": scene.header_pa},
                      "angoff": scene.angoff},
-        "fwhm": scene.fwhm, "beta": scene.beta,
+        "fwhm": scene.fwhm, "fwhm_ref_wave": FWHM_REF_WAVE, "fwhm_power": FWHM_POWER, "beta": scene.beta,
+        "ebv": scene.ebv,
         "transparency": [float(t) for t in scene.transparency],
         "dithers": [list(d) for d in DITHERS],
         "adr": {"wave": ADR_WAVE.tolist(), "offset": ADR_OFFSET.tolist(),
