@@ -160,7 +160,7 @@ def test_rectified_and_cofes(reduced):
 # ------------------------------------------------------------------------------------ acceptance
 
 def test_sky_subtraction_acceptance(reduced):
-    from hetred.demo.checks_sci import sky_metrics
+    from hetred.demo.checks_sci import line_residuals, sky_metrics
 
     rows = []
     for (exp, slot, amp), p in sorted(_files(reduced).items()):
@@ -170,8 +170,12 @@ def test_sky_subtraction_acceptance(reduced):
         print(f"exp{exp} {slot:03d}{amp}: scale {m['scale']:.3f} mean {100 * m['mean']:+.3f}% lines {lines}")
     assert all(0.95 <= m["scale"] <= 1.10 for *_, m in rows)
     assert all(abs(m["mean"]) < 0.005 for *_, m in rows)
-    vals = [v for *_, m in rows for v in m["lines"].values() if v is not None]
-    assert len(vals) >= len(rows) and all(abs(v) < 0.02 for v in vals)
+    # bright sky lines: per amp over the three exposures (one exposure of an amp with ~25 free
+    # fibers measures it to ~1 %, 1 sigma; hetred.demo.checks_sci docstring)
+    lines = line_residuals({(e, s, a): m for e, s, a, m in rows})
+    for (slot, amp, lam), (v, n) in sorted(lines.items()):
+        print(f"{slot:03d}{amp} {lam:.0f}: {100 * v:+.2f} +- {100 * n:.2f} %")
+    assert len(lines) >= 2 * len(SLOTS) * len(AMPS) - 2 and all(abs(v) < 0.02 for v, _ in lines.values())
 
 
 def test_emission_lines_acceptance(reduced):

@@ -8,7 +8,11 @@ functions are shared with tests/stages/test_sci.py. Definitions (docs/stages/sci
   (unmasked columns) has a biweight scale, and ``sum(sky_subtracted) / sum(sky_spectrum)`` is
   the mean residual; at a bright sky line (Hg 4358.34, 5460.75 Å) the same ratio over the
   columns within 3 Å of the line, when at least half of those fiber columns are unmasked (a line
-  sitting on a masked detector defect gives no number);
+  sitting on a masked detector defect gives no number), summed per amp over the shot's
+  exposures (:func:`line_residuals`): an amp with ~25 source-free fibers measures its line
+  residual in one exposure to only ~1 % (1 sigma, the sky's own photon noise), too coarse to
+  test 2 %; the three exposures of an amp share its calibration, so its systematic residual
+  stays visible and the noise drops to ~0.6 %;
 * **emission lines**: per injected line and exposure, the fibers holding at least 5 % of its
   truth electrons whose columns within 4 sigma (line and instrument) of the line are all
   unmasked; recovered = the sum of ``sky_subtracted`` there, truth = the sum of the fibers' truth
@@ -151,7 +155,8 @@ def sky_metrics(path: Path, truth: ShotTruth, exp: int, ifuslot: int, amp: str) 
     inr = (wave > SKY_RANGE[0]) & (wave < SKY_RANGE[1])
     z = (sub[good & inr] / e1[good & inr]).astype(np.float32)
     out: dict[str, Any] = {"scale": float(biweight(z)[1]), "nfibers": int(free.sum()),
-                           "mean": float(sub[good & inr].sum() / sky[good & inr].sum()), "lines": {}}
+                           "mean": float(sub[good & inr].sum() / sky[good & inr].sum()), "lines": {},
+                           "line_sums": {}}
     for lam in SKY_LINES:
         near = free[:, None] & (np.abs(wave - lam) < 3.0)
         use = near & (e1 > 0)
@@ -159,7 +164,21 @@ def sky_metrics(path: Path, truth: ShotTruth, exp: int, ifuslot: int, amp: str) 
             out["lines"][lam] = None
             continue
         out["lines"][lam] = float(sub[use].sum() / sky[use].sum())
+        out["line_sums"][lam] = (float(sub[use].sum()), float(sky[use].sum()), float((e1[use] ** 2).sum()))
     return out
+
+
+def line_residuals(metrics: dict[tuple[int, int, str], dict[str, Any]]
+                   ) -> dict[tuple[int, str, float], tuple[float, float]]:
+    """{(ifuslot, amp, line Å): (residual, its 1-sigma noise)}: the bright-sky-line residual of
+    :func:`sky_metrics` summed per amp over the exposures (``metrics`` keyed (exp, ifuslot, amp)),
+    sum(sky_subtracted) / sum(sky_spectrum), noise from error1d."""
+    acc: dict[tuple[int, str, float], list[float]] = {}
+    for (_, slot, amp), m in metrics.items():
+        for lam, (s, k, v) in m["line_sums"].items():
+            a = acc.setdefault((slot, amp, lam), [0.0, 0.0, 0.0])
+            a[0], a[1], a[2] = a[0] + s, a[1] + k, a[2] + v
+    return {key: (s / k, float(np.sqrt(v)) / k) for key, (s, k, v) in acc.items() if k > 0}
 
 
 def cosmic_metrics(path: Path, truth: ShotTruth, exp: int, ifuslot: int, amp: str, flat_min: float = 0.666,
@@ -302,13 +321,12 @@ def sci_checks(layout: Layout, truth_layout: Layout | None = None, night: str | 
     rows.append(Check("sci", f"multi files with Karl's 17 HDUs and what hetdex_api reads ({len(files)} files)",
                       nbad, "0 bad", nbad == 0 and len(files) > 0, "files"))
     boxes = read_pixmask_boxes(layout)
-    scales, means, lines = [], [], []
+    scales, means, per_file = [], [], {}
     hits = hits_m = clean = clean_m = 0
     for (exp, slot, amp), p in sorted(files.items()):
-        m = sky_metrics(p, truth, exp, slot, amp)
+        m = per_file[(exp, slot, amp)] = sky_metrics(p, truth, exp, slot, amp)
         scales.append(m["scale"])
         means.append(m["mean"])
-        lines += [v for v in m["lines"].values() if v is not None]
         c = cosmic_metrics(p, truth, exp, slot, amp, flat_min, boxes.get(f"{slot:03d}{amp}", ()), layout)
         hits, hits_m = hits + c["hits"], hits_m + c["hits_masked"]
         clean, clean_m = clean + c["clean"], clean_m + c["clean_masked"]
@@ -319,10 +337,11 @@ def sci_checks(layout: Layout, truth_layout: Layout | None = None, night: str | 
         worst = max(means, key=abs)
         rows.append(Check("sci", "mean sky residual / sky, 3700-5400 A (worst amp)", 100 * worst, "< 0.5 %",
                           abs(worst) < 0.005, "%"))
+        lines = line_residuals(per_file)
         if lines:
-            wl = max(lines, key=abs)
-            rows.append(Check("sci", f"residual at the bright sky lines (worst of {len(lines)})", 100 * wl, "< 2 %",
-                              abs(wl) < 0.02, "%"))
+            wl, wn = max(lines.values(), key=lambda x: abs(x[0]))
+            rows.append(Check("sci", f"residual at the bright sky lines, per amp over the exposures (worst of "
+                              f"{len(lines)}; its noise {100 * wn:.2f} %)", 100 * wl, "< 2 %", abs(wl) < 0.02, "%"))
     if hits:
         rows.append(Check("sci", f"cosmic-ray hits on fiber cores masked ({hits} hits)", 100 * hits_m / hits,
                           ">= 95 %", hits_m >= 0.95 * hits, "%"))
