@@ -25,11 +25,11 @@ Examples:
 @click.option("--seed", type=int, default=0, show_default=True, help="Simulator seed.")
 @click.option("--stages", default=None, metavar="LIST",
               help="Comma list of the stages to run after simulate (each needs the ones before it); "
-                   "default: all, tarlist,bias,bgmodel,flat,twical,sci,astrom.")
+                   "default: all of them, in the process order (a wrong name lists them).")
 @click.pass_context
 def command(ctx: click.Context, directory: Path, seed: int, stages: str | None) -> None:
-    """Simulate the demo night (2 IFUs) into DIRECTORY and run every stage on it
-    (tarlist, bias, bgmodel, flat, twical, sci, astrom).
+    """Simulate the demo night (2 IFUs) into DIRECTORY and run every stage on it, from the
+    tarlists and master biases to the last products, each checked against the truth.
 
     DIRECTORY gets raw/ (the simulated archive), truth/ (kept apart, read only by the checks) and
     red/ (the products). A table compares each product with the truth; the command exits 1 when
