@@ -266,7 +266,7 @@ def background_adu(model: AmpModel, ctx: ExposureContext) -> np.ndarray:
     """The noiseless smooth background of one amp in one exposure, for checking background models.
 
     It is what :meth:`AmpModel.render` adds to the fiber light before noise: the halo (scattered
-    light, ``optics.halo @ spectra``) times the pixel flat, plus the mean dark current
+    light, ``optics.halo_light(spectra)``) times the pixel flat, plus the mean dark current
     (``dark_rate * darktime``), divided by the true gain. Fiber-profile light, hot pixels, cosmic
     rays, bias and noise are left out. Returns (1032, 1032) float32 ADU in the RAW (readout)
     orientation of the trimmed frame. Does not change the model's random streams.
@@ -275,7 +275,7 @@ def background_adu(model: AmpModel, ctx: ExposureContext) -> np.ndarray:
     spec, _ = model.fiber_spectra(ctx)
     img = np.zeros((opt_mod.NROWS, opt_mod.NCOLS), dtype=np.float32)
     if spec is not None and o.halo_frac > 0:
-        img += o.halo @ np.ascontiguousarray(spec, dtype=np.float32)
+        img += o.halo_light(spec)
     img *= model.pixelflat
     img += np.float32(d.dark_rate * ctx.exposure.darktime)
     np.maximum(img, 0.0, out=img)
