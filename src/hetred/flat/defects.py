@@ -18,7 +18,6 @@ to the frame.
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -67,13 +66,15 @@ def vertical_median(dev: np.ndarray, measured: np.ndarray, size: int) -> np.ndar
     (same column); 0 where the pixel is not measured."""
     h = size // 2
     nrow = dev.shape[0]
-    pad = np.full((nrow + 2 * h,) + dev.shape[1:], np.nan, dtype=np.float32)
-    pad[h:h + nrow] = np.where(measured, dev, np.nan)
-    stack = np.stack([pad[k:k + nrow] for k in range(size)])
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)        # unmeasured pixels: all NaN
-        out = np.nanmedian(stack, axis=0)
-    return np.where(measured, np.nan_to_num(out), np.float32(0.0)).astype(np.float32)
+    pad = np.full((nrow + 2 * h,) + dev.shape[1:], np.inf, dtype=np.float32)
+    pad[h:h + nrow] = np.where(measured, dev, np.inf)
+    stack = np.sort(np.stack([pad[k:k + nrow] for k in range(size)]), axis=0)   # unmeasured last
+    n = np.isfinite(stack).sum(axis=0)
+    lo = np.take_along_axis(stack, np.maximum(n - 1, 0)[None] // 2, axis=0)[0]
+    hi = np.take_along_axis(stack, (n // 2)[None], axis=0)[0]
+    with np.errstate(invalid="ignore"):
+        med = np.float32(0.5) * (lo + hi)
+    return np.where(measured & (n > 0), med, np.float32(0.0)).astype(np.float32)
 
 
 def grow_box(dev: np.ndarray, measured: np.ndarray, box: tuple[int, int, int, int], sign: float,

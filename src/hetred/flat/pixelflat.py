@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from functools import lru_cache
 
 import numpy as np
 from scipy import ndimage
@@ -67,22 +68,43 @@ SHAPE_COLS = 21      #: columns of the local quadratic that smooths the lamp's m
 CLIP_SIGMA = 4.0     #: robust sigma beyond which a column is left out of a smooth fit
 
 
-def robust_quadratic(y: np.ndarray, window: int, clip: float = CLIP_SIGMA, niter: int = 3) -> np.ndarray:
-    """Local quadratic (Savitzky-Golay) smoothing of ``y`` over ``window`` columns, with the
-    columns farther than ``clip`` robust sigma from the fit replaced by the fit and refitted
-    ``niter`` times (single-column defects, cosmic rays).  Unlike a running median it follows a
-    steep or curved spectrum without bias and averages the noise."""
-    from scipy.signal import savgol_filter
+@lru_cache(maxsize=8)
+def _quadratic_weights(window: int) -> tuple[np.ndarray, np.ndarray]:
+    """(design matrix (window, 3) in offsets -m..m, its pseudo-inverse (3, window))."""
+    m = window // 2
+    a = np.vander(np.arange(-m, m + 1, dtype=np.float64), 3, increasing=True)
+    return a, np.linalg.pinv(a)
 
+
+def local_quadratic(y: np.ndarray, window: int) -> np.ndarray:
+    """Least-squares quadratic over ``window`` (odd) samples centred on each sample, along the
+    last axis (a Savitzky-Golay smoothing); within window // 2 of the ends, the quadratic of the
+    first or last ``window`` samples."""
     y = np.asarray(y, dtype=np.float64)
-    w = min(window, y.size - (1 - y.size % 2))
+    m = window // 2
+    a, p = _quadratic_weights(window)
+    out = ndimage.correlate1d(y, p[0], axis=-1, mode="nearest")
+    out[..., :m] = (y[..., :window] @ p.T) @ a[:m].T
+    out[..., -m:] = (y[..., -window:] @ p.T) @ a[-m:].T
+    return out
+
+
+def robust_quadratic(y: np.ndarray, window: int, clip: float = CLIP_SIGMA, niter: int = 3) -> np.ndarray:
+    """:func:`local_quadratic` smoothing of ``y`` (along the last axis) over ``window`` columns,
+    with the columns farther than ``clip`` robust sigma (per row) from the fit replaced by the
+    fit and refitted ``niter`` times (single-column defects, cosmic rays).  Unlike a running
+    median it follows a steep or curved spectrum without bias and averages the noise."""
+    y = np.asarray(y, dtype=np.float64)
+    n = y.shape[-1]
+    w = min(window, n - (1 - n % 2))
     if w < 5:
         return y.copy()
-    fit = savgol_filter(ndimage.median_filter(y, 5, mode="nearest"), w, 2, mode="interp")
+    size = (1,) * (y.ndim - 1) + (5,)
+    fit = local_quadratic(ndimage.median_filter(y, size=size, mode="nearest"), w)
     for _ in range(niter):
         res = y - fit
-        sig = 1.4826 * float(np.median(np.abs(res - np.median(res))))
-        fit = savgol_filter(np.where(np.abs(res) > clip * max(sig, 1e-12), fit, y), w, 2, mode="interp")
+        sig = 1.4826 * np.median(np.abs(res - np.median(res, axis=-1, keepdims=True)), axis=-1, keepdims=True)
+        fit = local_quadratic(np.where(np.abs(res) > clip * np.maximum(sig, 1e-12), fit, y), w)
     return fit
 
 
@@ -111,13 +133,12 @@ def _smooth_lamp(spectra: np.ndarray, smooth_cols: int, trend_cols: int) -> np.n
     shape = robust_quadratic(np.median(s[ok] / med[ok, None], axis=0), SHAPE_COLS)
     if not (shape > 0).all():
         return out
-    for f in np.nonzero(ok)[0]:
-        r = s[f] / shape
-        rm = ndimage.median_filter(r, size=smooth_cols, mode="nearest")
-        dev = r - rm
-        sig = 1.4826 * float(np.median(np.abs(dev)))
-        clean = np.where(np.abs(dev) > CLIP_SIGMA * max(sig, 1e-12), rm, r)
-        out[f] = robust_quadratic(clean, trend_cols) * shape
+    r = s[ok] / shape
+    rm = ndimage.median_filter(r, size=(1, smooth_cols), mode="nearest")
+    dev = r - rm
+    sig = 1.4826 * np.median(np.abs(dev), axis=1, keepdims=True)
+    clean = np.where(np.abs(dev) > CLIP_SIGMA * np.maximum(sig, 1e-12), rm, r)
+    out[ok] = robust_quadratic(clean, trend_cols) * shape
     return out
 
 
