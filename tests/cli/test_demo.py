@@ -45,4 +45,5 @@ def test_full_demo_passes_for_other_seeds(tmp_path, seed):
     """A check that holds for one seed only does not hold (issue 11, 5.5): the whole demo with
     seeds 1-5 (about 4 min each on 2 quiet cores; 20 min for the five)."""
     out = _run(tmp_path, "--seed", str(seed))
+    print(out)                        # the table, with -s
     assert "sci" in out
