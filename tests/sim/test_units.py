@@ -47,6 +47,23 @@ def test_optics_geometry_and_light_budget():
     assert 0.03 < live.std() < 0.13 and all(o.ftf[f - 1, 516] / o.amp2amp <= 0.3 * 1.5 for f in o.dead)
 
 
+def test_halo_follows_the_traces():
+    """The halo of a fiber at column x is centred on its trace at x: exactly the kernel matrix
+    1/(|d| + 4) at integer trace positions, linear between integers; it follows a curved trace."""
+    o = optics.build_optics(3, "20180110", 53, "LL")
+    spec = np.random.default_rng(0).uniform(500, 1500, (112, 1032)).astype(np.float32)
+    o.trace = np.round(o.trace)
+    cols = [0, 17, 516, 1031]
+    exact = np.stack([optics._halo_matrix(o.trace[:, c], o.halo_frac) @ spec[:, c] for c in cols], 1)
+    assert np.allclose(o.halo_light(spec)[:, cols], exact, rtol=2e-5)
+    one = np.zeros((112, 1032), np.float32)
+    one[0] = 1000.0
+    o = optics.build_optics(3, "20180110", 53, "LL")
+    h = o.halo_light(one)
+    peak = np.argmax(h, axis=0)
+    assert np.abs(peak - np.floor(o.trace[0] + 0.5)).max() <= 1 and np.ptp(peak) >= 2
+
+
 def test_line_pixel_integration_is_normalised():
     o = optics.build_optics(3, "20180110", 53, "RU")
     frac = spectra.lines_per_pixel(o.coeffs, o.fwhm, [(4358.335, 1.0), (5085.822, 2.0)])

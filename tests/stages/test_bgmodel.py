@@ -443,6 +443,22 @@ def test_scattered_light_faint_and_empty_frames():
     assert np.all(model == model[0]) and np.max(np.abs(model / DARK - 1)) < 0.03
 
 
+def test_hot_pixels_in_the_edge_columns_do_not_move_the_dark():
+    """A hot pixel in the first or last column of a fitted row (demo seed 1: raw column 0 of a
+    gap row, ~250 x the dark of a sci combination) is cleaned like any other (the running median
+    of an edge column must not count the column itself three times), and the constant mode's
+    dark is a robust mean of the fitted rows."""
+    rng = np.random.default_rng(4)
+    img = (DARK + 0.5 * rng.standard_normal((1032, 1032))).astype(F32)
+    img[::7, 0] = 250 * DARK
+    img[3::7, -1] = 250 * DARK
+    model, r = sc.scattered_light_model(img)
+    assert r.mode == "constant"
+    assert np.max(np.abs(model / DARK - 1)) < 0.03
+    clean = sc.clean_columns(img, sc.ScatterParams())
+    assert clean[:, [0, -1]].max() < 2 * DARK
+
+
 def test_scattered_light_kernel_and_convolution():
     p = sc.ScatterParams()
     k = p.kernel()

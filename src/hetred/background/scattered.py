@@ -111,7 +111,10 @@ def clean_columns(c: np.ndarray, p: ScatterParams) -> np.ndarray:
     """The frame with single-column excesses (traps, hot pixels, cosmic rays) replaced by the
     running median along the row: only pixels above it by clip_sigma robust sigma + clip_frac of
     the median (fiber profiles, twilight absorption and sky emission lines are kept)."""
-    med = ndimage.median_filter(c, size=(1, p.clip_width), mode="nearest")
+    # "mirror" (c b | a b c): the running median of an edge column does not count the column's
+    # own value three times, so a hot pixel in the first or last column is cleaned too (demo
+    # seed 1: one in raw column 0 of a gap row put +2 ADU into the dark of the first bins)
+    med = ndimage.median_filter(c, size=(1, p.clip_width), mode="mirror")
     diff = c - med
     sig = 1.4826 * float(np.median(np.abs(diff[::3, ::3])))
     return np.where(diff > p.clip_sigma * sig + p.clip_frac * np.abs(med), med, c).astype(F32)
@@ -260,6 +263,19 @@ def _sandwich(w, dc, res, per_bin: bool):
         return np.sqrt(v) / sxx
 
 
+def fit_const(y: np.ndarray, w0: np.ndarray, nrobust: int = 2) -> np.ndarray:
+    """Per bin, the weighted mean of y with Tukey reweighting (the ``constant`` mode's d, and
+    the first background of the others): a hot pixel or a cosmic-ray residual in a fitted row
+    does not move it."""
+    w = w0
+    for k in range(nrobust + 1):
+        sw = w.sum(axis=1)
+        d = np.where(sw > 0, (w * y).sum(axis=1) / np.where(sw > 0, sw, 1.0), 0.0)
+        if k < nrobust:
+            w = w0 * _tukey(y - d[:, None], w0)
+    return d
+
+
 def fit_bins(y: np.ndarray, c: np.ndarray, w0: np.ndarray, nrobust: int = 2):
     """Per bin, y = d + a c by weighted least squares with Tukey reweighting: (d, a, sigma_a)."""
     w = w0
@@ -324,8 +340,7 @@ def scattered_light_model(xd: np.ndarray, params: ScatterParams | None = None
     idx, wc = compact(w0)
     has = wc.sum(axis=1) > 0
     yc = np.take_along_axis(prof, idx, axis=1)
-    const = np.where(has, np.sum(wc * yc, axis=1) / np.where(has, wc.sum(axis=1), 1.0),
-                     np.median(prof, axis=1))                  # weighted mean of the far rows
+    const = np.where(has, fit_const(yc, wc), np.median(prof, axis=1))   # robust mean of the far rows
     back = const[:, None] + np.zeros((1, nrow))
     mode, bin_snr, amp_snr = "constant", np.zeros(len(centres)), 0.0
     d, a = const.copy(), np.zeros(len(centres))

@@ -28,7 +28,7 @@ Examples:
   hetred flat 409 --ifuslot 016 --month 202101 --amp LL --overwrite
   hetred flat 320 --month 201801 --dry-run
 \b
-[stages.flat] in the config file sets min_level, kinds ("flt,twi"), rcut, smooth_cols,
+[stages.flat] in the config file sets min_level, kinds ("flt,twi"), rcut, smooth_cols, trend_cols,
 band_mib, tmpdir, mask_nsigma, mask_min_dev, mask_pad, row_norm, row_clip,
 qa = false.
 """

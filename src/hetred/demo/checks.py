@@ -95,22 +95,34 @@ def stage_bias(res: DemoResult) -> list[str]:
 
 
 def check_bias(res: DemoResult) -> list[Check]:
-    """Master bias vs the truth bias structure; traps vs the injected ones."""
+    """Master bias vs the truth bias structure, against its expected error; traps vs the
+    injected ones.
+
+    The master is the biweight of the night's zero frames through imbox2's 1 x 7 box, so its
+    error is the read noise of the frames (0.108 x read noise for 20 frames: 0.33-0.44 ADU for
+    the simulator's 2.9-3.3 e- and gains 0.85-0.90) plus what the box does to the readout ramp
+    of rows 1-9; :func:`hetred.sim.expected.masterbias_expected_rms` computes it from the truth.
+    A fixed tolerance at that level passes or fails with the seed (seed 2: 0.4498 ADU against
+    0.45, expected 0.4500)."""
     from astropy.io import fits
 
+    from hetred.sim.expected import masterbias_expected_rms
     from hetred.stats import biweight_location
 
     assert res.summary is not None
     night = res.summary.nights[0]
-    worst, missed, false = 0.0, 0, 0
+    truth_night = _night_truth(res)
+    worst, worst_rms, worst_exp, missed, false, nframes = 0.0, 0.0, 0.0, 0, 0, 0
     products = res.products.get("bias", [])
     for slot, amp in _units(res):
         with fits.open(res.layout.path("truth_amp", night=night, ifuslot=slot, amp=amp)) as t:
             struct = t["BIAS_STRUCTURE"].data.astype(np.float64)
             injected = {int(c) for c in t["TRAPS"].data["COL_RAW"]}
             specid, contid = int(t[0].header["SPECID"]), str(t[0].header["CONTID"])
-        master = fits.getdata(res.layout.path("masterbias", month=res.month, specid=specid,
-                                              contid=contid, amp=amp)).astype(np.float64)
+        with fits.open(res.layout.path("masterbias", month=res.month, specid=specid, contid=contid,
+                                       amp=amp)) as h:
+            master = h[0].data.astype(np.float64)
+            nframes = int(h[0].header["NFRAMES"])
         truth = struct[:, :1032] - biweight_location(struct[9:1032, 1033:1060].astype(np.float32), axis=None)
         trap_file = next(p for p in products if f"traps_{specid:03d}_{contid}_{amp}" in p)
         found = {int(line.split()[0]) - 1 for line in open(trap_file)
@@ -118,12 +130,18 @@ def check_bias(res: DemoResult) -> list[Check]:
         good = np.ones(master.shape, dtype=bool)
         good[:, sorted(injected | found)] = False
         d = (master - truth)[good]
-        worst = max(worst, float(np.sqrt(np.mean((d - d.mean()) ** 2))))
+        rms = float(np.sqrt(np.mean((d - d.mean()) ** 2)))
+        a = truth_night["amps"][f"{slot:03d}{amp}"]
+        expected = masterbias_expected_rms(truth, a["rdnoise_true"] / a["gain_true"], nframes, good,
+                                           realisations=2)
+        if rms / expected > worst:
+            worst, worst_rms, worst_exp = rms / expected, rms, expected
         missed += len(injected - found)
         false = max(false, len(found - injected))
     n = len(_units(res))
-    return [Check("bias", f"masterbias - truth structure, rms (worst of {n} amps)", worst, "<= 0.45 ADU",
-                  worst <= 0.45, "ADU"),
+    return [Check("bias", f"masterbias - truth structure, rms / expected from the read noise and "
+                          f"{nframes} frames (worst of {n} amps: {worst_rms:.3f} / {worst_exp:.3f} ADU)",
+                  worst, "<= 1.05", worst <= 1.05),
             Check("bias", "injected charge traps missed", missed, "0", missed == 0, "traps"),
             Check("bias", "false traps (worst amp)", false, "<= 1", false <= 1, "traps")]
 

@@ -2,7 +2,7 @@
 
 The demo night (20180110, IFU slots 053 and 063) has 16 lamp flats and 3 twilights per amp, and
 2 Hg + 2 Cd arcs: the pixel flats are made from the 16 lamp flats of each camera (as
-``hetred flat SPECID --night`` with ``[stages.flat] kinds = "flt"``: the three faint twilights
+``hetred flat SPECID --night`` with ``[stages.flat] kinds = "flt"``: the three fainter twilights
 would only add noise to the per-pixel biweight), then the twilight calibration runs with them
 and the twi background models (as ``hetred twical MONTH``). Units run in 2 worker processes.
 """

@@ -15,7 +15,8 @@ functions are shared with tests/stages/test_sci.py. Definitions (docs/stages/sci
   stays visible and the noise drops to ~0.6 %;
 * **emission lines**: per injected line and exposure, the fibers holding at least 5 % of its
   truth electrons whose columns within 4 sigma (line and instrument) of the line are all
-  unmasked; recovered = the sum of ``sky_subtracted`` there, truth = the sum of the fibers' truth
+  unmasked; recovered = the sum of ``sky_subtracted`` there minus the fiber's local continuum
+  (:func:`local_continuum`: a line may sit on a star), truth = the sum of the fibers' truth
   electrons x (1 - HALOFRAC) x GAIN_HDR / GAIN_TRU -- the light a fiber delivers into its
   cross-dispersion profile (the simulator scatters HALOFRAC, 3-4 %, of every fiber's light into
   the halo, which the background model removes as scattered light), counted with the header gain
@@ -229,6 +230,24 @@ def cosmic_metrics(path: Path, truth: ShotTruth, exp: int, ifuslot: int, amp: st
             "clean": int(clean.sum()), "clean_masked": int((clean & masked_col).sum())}
 
 
+CONTINUUM_SIDES = (6.0, 25.0)   #: the local continuum: columns 6-25 sigma from the line, both sides
+
+
+def local_continuum(flux: np.ndarray, err: np.ndarray, wave: np.ndarray, centre: float,
+                    sigma: float) -> tuple[float, float]:
+    """(continuum per column, its error) of one fiber's sky-subtracted spectrum around a line:
+    the biweight of the unmasked columns CONTINUUM_SIDES sigma from ``centre`` (Å) on both
+    sides; (0, 0) with fewer than 10 such columns. A line on a star or galaxy sits on its
+    continuum, which the line's truth does not hold (demo seed 4: a bright line on a star,
+    10-70 e- a column, +8.6 % without this)."""
+    d = np.abs(wave - centre)
+    side = (d >= CONTINUUM_SIDES[0] * sigma) & (d <= CONTINUUM_SIDES[1] * sigma) & (err > 0)
+    if side.sum() < 10:
+        return 0.0, 0.0
+    loc, scale = biweight(flux[side])
+    return float(loc), float(1.25 * scale / np.sqrt(side.sum()))
+
+
 def line_metrics(layout: Layout, truth: ShotTruth, obs: int, min_share: float = 0.05) -> list[dict]:
     """Per injected emission line and exposure: recovered and truth counts, noise, centre offset."""
     from hetred.sci.rectify import RECT_WAVE, read_rectified
@@ -276,8 +295,10 @@ def line_metrics(layout: Layout, truth: ShotTruth, obs: int, min_share: float = 
                 skipped += 1
                 continue
             used += 1
-            rec += a["sky_subtracted"][f][win].sum()
-            var += (a["error1d"][f][win] ** 2).sum()
+            cont, cont_err = local_continuum(a["sky_subtracted"][f], a["error1d"][f], a["wavelength"][f],
+                                             line["wave"], sig)
+            rec += a["sky_subtracted"][f][win].sum() - cont * win.sum()
+            var += (a["error1d"][f][win] ** 2).sum() + (cont_err * win.sum()) ** 2
             ta = truth.amp(r["ifuslot"], r["amp"])
             tru += r["electrons"] * (1 - ta["halo"]) * ta["gain_err"]
             if a["rect"] is not None:

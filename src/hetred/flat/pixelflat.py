@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from functools import lru_cache
 
 import numpy as np
 from scipy import ndimage
@@ -17,22 +18,28 @@ from hetred.virus import amp as ampgeom
 
 
 def smooth_spectra(spectra: np.ndarray, neighbours: int = 4, smooth_cols: int = 41,
-                   template: bool = True) -> np.ndarray:
+                   template: bool = True, trend_cols: int = 101) -> np.ndarray:
     """Spectra without pixel-scale structure along the columns.
 
     Karl divides the frame by the model of the spectra as extracted; a defect wider than a
     fiber's profile (a low box, a bad column) then lowers the extracted flux itself and
-    cancels in the ratio.  Here each fiber's spectrum is written as (its ratio to the median
-    shape of its ``neighbours`` fibers on each side) x (that shape), and the ratio is replaced
-    by its running median over ``smooth_cols`` columns.  The shape keeps every real spectral
-    feature shared by neighbouring fibers (solar lines of a twilight); the running median
-    removes what belongs to one or two fibers over fewer than ~smooth_cols/2 columns.
+    cancels in the ratio.  Here the spectra are made smooth, so that the defects stay in the
+    ratio.  spectra: (nfib, ncol) extracted e- per column; returns the same shape (float64).
 
-    A bad column dims every fiber at that column, like a spectral line, so with the template it
-    stays in the spectra and cancels in the ratio.  Lamp flats have no such lines: with
-    ``template=False`` (used for ``flt``) the spectrum itself is replaced by its running median,
-    which keeps bad columns in the flat.
+    ``template=True`` (twilights, :func:`_smooth_twilight`): each fiber's ratio to the median
+    shape of its ``neighbours`` fibers on each side, running median over ``smooth_cols``, times
+    that shape; the shape keeps every real spectral feature shared by neighbouring fibers (solar
+    lines), so a bad column, which dims every fiber like a line, cancels too.
+
+    ``template=False`` (lamp flats, :func:`_smooth_lamp`): lamp flats have no lines, so the
+    shape is made smooth as well and bad columns stay in the flat.
     """
+    if template:
+        return _smooth_twilight(spectra, neighbours, smooth_cols)
+    return _smooth_lamp(spectra, smooth_cols, trend_cols)
+
+
+def _smooth_twilight(spectra: np.ndarray, neighbours: int, smooth_cols: int) -> np.ndarray:
     s = np.asarray(spectra, dtype=np.float64)
     nfib = s.shape[0]
     med = np.median(s, axis=1, keepdims=True)
@@ -43,9 +50,9 @@ def smooth_spectra(spectra: np.ndarray, neighbours: int = 4, smooth_cols: int = 
         if not ok[f]:
             continue
         nb = [g for g in range(max(0, f - neighbours), min(nfib, f + neighbours + 1)) if g != f and ok[g]]
-        if template and len(nb) < 2:
+        if len(nb) < 2:
             continue
-        shape = np.nanmedian(t[nb], axis=0) if template else np.ones(s.shape[1])
+        shape = np.nanmedian(t[nb], axis=0)
         with np.errstate(divide="ignore", invalid="ignore"):
             r = np.where(shape > 0, s[f] / shape, np.nan)
         good = np.isfinite(r)
@@ -54,6 +61,84 @@ def smooth_spectra(spectra: np.ndarray, neighbours: int = 4, smooth_cols: int = 
         rf = np.interp(np.arange(len(r)), np.nonzero(good)[0], r[good])
         rs = ndimage.median_filter(rf, size=smooth_cols, mode="nearest")
         out[f] = np.where(shape > 0, rs * shape, s[f])
+    return out
+
+
+SHAPE_COLS = 21      #: columns of the local quadratic that smooths the lamp's mean shape
+CLIP_SIGMA = 4.0     #: robust sigma beyond which a column is left out of a smooth fit
+
+
+@lru_cache(maxsize=8)
+def _quadratic_weights(window: int) -> tuple[np.ndarray, np.ndarray]:
+    """(design matrix (window, 3) in offsets -m..m, its pseudo-inverse (3, window))."""
+    m = window // 2
+    a = np.vander(np.arange(-m, m + 1, dtype=np.float64), 3, increasing=True)
+    return a, np.linalg.pinv(a)
+
+
+def local_quadratic(y: np.ndarray, window: int) -> np.ndarray:
+    """Least-squares quadratic over ``window`` (odd) samples centred on each sample, along the
+    last axis (a Savitzky-Golay smoothing); within window // 2 of the ends, the quadratic of the
+    first or last ``window`` samples."""
+    y = np.asarray(y, dtype=np.float64)
+    m = window // 2
+    a, p = _quadratic_weights(window)
+    out = ndimage.correlate1d(y, p[0], axis=-1, mode="nearest")
+    out[..., :m] = (y[..., :window] @ p.T) @ a[:m].T
+    out[..., -m:] = (y[..., -window:] @ p.T) @ a[-m:].T
+    return out
+
+
+def robust_quadratic(y: np.ndarray, window: int, clip: float = CLIP_SIGMA, niter: int = 3) -> np.ndarray:
+    """:func:`local_quadratic` smoothing of ``y`` (along the last axis) over ``window`` columns,
+    with the columns farther than ``clip`` robust sigma (per row) from the fit replaced by the
+    fit and refitted ``niter`` times (single-column defects, cosmic rays).  Unlike a running
+    median it follows a steep or curved spectrum without bias and averages the noise."""
+    y = np.asarray(y, dtype=np.float64)
+    n = y.shape[-1]
+    w = min(window, n - (1 - n % 2))
+    if w < 5:
+        return y.copy()
+    size = (1,) * (y.ndim - 1) + (5,)
+    fit = local_quadratic(ndimage.median_filter(y, size=size, mode="nearest"), w)
+    for _ in range(niter):
+        res = y - fit
+        sig = 1.4826 * np.median(np.abs(res - np.median(res, axis=-1, keepdims=True)), axis=-1, keepdims=True)
+        fit = local_quadratic(np.where(np.abs(res) > clip * np.maximum(sig, 1e-12), fit, y), w)
+    return fit
+
+
+def _smooth_lamp(spectra: np.ndarray, smooth_cols: int, trend_cols: int) -> np.ndarray:
+    """Lamp-flat spectra as (the lamp's shape) x (a smooth factor per fiber).
+
+    The shape is the median over the fibers of their spectra / their median, smoothed by
+    :func:`robust_quadratic` over SHAPE_COLS columns (a bad column, a cosmic ray and the pixel
+    flat's imprint, ~0.5 % per column and fiber, averaged out).  A fiber's factor is its
+    spectrum / shape: smooth, because the fibers differ only by throughput and a wavelength
+    offset of a pixel or two; its running median over ``smooth_cols`` (robust to a defect box
+    up to smooth_cols / 2 wide) marks the columns farther than CLIP_SIGMA robust sigma from it,
+    which are replaced by it, and a local quadratic over ``trend_cols`` columns smooths the rest.
+    A running median of the spectrum itself does not smooth where the lamp spectrum is steep
+    (its blue end rises ~1 % a column, more than the noise, so the median is the column's own
+    value with its pixel-flat imprint) and is pulled by a box there (measured on the simulator:
+    0.24 % rms flat error without noise, a 16 % box recovered as 7 %).
+    """
+    s = np.asarray(spectra, dtype=np.float64)
+    out = s.copy()
+    s = np.where(np.isfinite(s), s, 0.0)          # a column without flux is clipped below
+    med = np.median(s, axis=1)
+    ok = med > 0
+    if ok.sum() < 3 or s.shape[1] < smooth_cols:
+        return out
+    shape = robust_quadratic(np.median(s[ok] / med[ok, None], axis=0), SHAPE_COLS)
+    if not (shape > 0).all():
+        return out
+    r = s[ok] / shape
+    rm = ndimage.median_filter(r, size=(1, smooth_cols), mode="nearest")
+    dev = r - rm
+    sig = 1.4826 * np.median(np.abs(dev), axis=1, keepdims=True)
+    clean = np.where(np.abs(dev) > CLIP_SIGMA * np.maximum(sig, 1e-12), rm, r)
+    out[ok] = robust_quadratic(clean, trend_cols) * shape
     return out
 
 
@@ -103,7 +188,8 @@ def flat_ratio(image: np.ndarray, read_noise: float = 3.0, settings: FlatSetting
         trace = np.asarray(reference.trace.trace, dtype=F32) + F32(shift)
         prof = reference.profile
         spectra = extract(image, trace, prof, read_noise=read_noise).spectra
-    spec = smooth_spectra(spectra, s.neighbours, s.smooth_cols, template=(kind != "flt"))
+    spec = smooth_spectra(spectra, s.neighbours, s.smooth_cols, template=(kind != "flt"),
+                          trend_cols=s.trend_cols)
     model = model_image(spec, trace, prof, image.shape[0])
     dist, nearest = trace_distance(trace, image.shape[0])
     live = ~np.asarray(cal.trace.dead, dtype=bool)[nearest]
@@ -170,8 +256,11 @@ def remove_row_trend(flat: np.ndarray, near: np.ndarray, width: int = 101, clip:
     unit's reference frame is not exact there) is a smooth factor along the row; the pixel
     flat is the pixel-to-pixel response, and structure wider than ``width`` columns is left to
     the fiber-to-fiber (smoothed over 50 Å, ~25 columns). Two passes: the running mean of the
-    near pixels, then again without the pixels more than ``clip`` from it (defects). Rows
-    with fewer than ``width // 4`` near pixels in the window are left alone. Returns float32.
+    near pixels, then again without the pixels more than ``clip`` from it (defects). Near the
+    ends of a row the window is cut at the frame edge (the mean of the pixels in the frame;
+    repeating the edge pixel instead would divide the first and last ~50 columns by their
+    edge pixel's own noise). Rows with fewer than ``width // 4`` near pixels in the window are
+    left alone. Returns float32.
     """
     from scipy.ndimage import uniform_filter1d
 
@@ -179,8 +268,8 @@ def remove_row_trend(flat: np.ndarray, near: np.ndarray, width: int = 101, clip:
     use = np.asarray(near, bool).copy()
     mean = np.ones_like(f)
     for _ in range(2):
-        num = uniform_filter1d(np.where(use, f, 0.0), width, axis=1, mode="nearest")
-        den = uniform_filter1d(use.astype(np.float64), width, axis=1, mode="nearest")
+        num = uniform_filter1d(np.where(use, f, 0.0), width, axis=1, mode="constant")
+        den = uniform_filter1d(use.astype(np.float64), width, axis=1, mode="constant")
         ok = den * width >= width // 4
         mean = np.where(ok, num / np.maximum(den, 1e-12), 1.0)
         use = near & (np.abs(f - mean) <= clip)

@@ -11,6 +11,7 @@ Unit of work: camera (SPECID) x amp, id ``cam320_LL``.  Every lamp flat (``flt``
    controller (else overscan only), orientation, header gain -> electrons; frames whose median
    (ADU, overscan-subtracted) is below ``min_level`` are dropped (rsetflat's 7000); a frame
    without a positive GAIN or RDNOISE fails the unit with one line naming the file and the key;
+   the master bias's zeros (charge-trap columns) are not measured (1 in the ratio);
 2. calibrated: traces, empirical profile and extraction (:func:`hetred.fibers.profile.calibrate_frame`);
 3. modelled: the extracted spectra are made smooth at the pixel scale (see :func:`smooth_spectra`)
    and projected back through the profiles (:func:`hetred.fibers.extract.model_image`);
@@ -113,24 +114,31 @@ def bias_path(layout: Layout, raw: RawAmp) -> Path:
     return layout.path("masterbias", month=stamp, specid=raw.specid, contid=raw.contid or "0666", amp=raw.amp)
 
 
-def reduce_frame(raw: RawAmp, layout: Layout | None = None) -> tuple[np.ndarray, float, str]:
-    """Oriented electrons of a raw frame: (image, median ADU, bias used).
+def reduce_frame(raw: RawAmp, layout: Layout | None = None) -> tuple[np.ndarray, float, str, np.ndarray]:
+    """Oriented electrons of a raw frame: (image, median ADU, bias used, unknown).
 
     Overscan, the master bias of the frame's month, SPECID, controller and amp when it exists
     (raw orientation, oriented here), else overscan only; header gain (a frame without a
-    positive GAIN fails: :class:`~hetred.errors.RawReadError` naming the file and the key)."""
+    positive GAIN fails: :class:`~hetred.errors.RawReadError` naming the file and the key).
+    ``unknown`` (bool, oriented): pixels whose bias is not known, the master bias's zeros (the
+    charge-trap columns imgetctrap zeroes from their first row up): the trap's excess (30-300
+    ADU on the simulator) stays in those pixels, so they are not measured (up to +3 % in a
+    flat's column otherwise)."""
     gain = F32(header_value(raw, "GAIN"))
     img = raw.oriented()
     level = float(np.median(img))
     used = "overscan only"
+    unknown = np.zeros(img.shape, dtype=bool)
     if layout is not None:
         p = bias_path(layout, raw)
         if p.exists():
             with fits.open(p, memmap=False) as h:
-                bias = np.asarray(h[0].data, dtype=F32)
-            img = img - np.ascontiguousarray(ampgeom.orient(bias, raw.amp, raw.ampname))
+                bias = np.ascontiguousarray(ampgeom.orient(np.asarray(h[0].data, dtype=F32), raw.amp,
+                                                           raw.ampname))
+            img = img - bias
+            unknown = bias == 0
             used = str(p)
-    return (img * gain).astype(F32), level, used
+    return (img * gain).astype(F32), level, used, unknown
 
 
 def run_pixelflat(layout: Layout, specid: int, amp: str, frames: Sequence[FlatFrame],
@@ -160,7 +168,7 @@ def run_pixelflat(layout: Layout, specid: int, amp: str, frames: Sequence[FlatFr
                     dropped["saturated"] = dropped.get("saturated", 0) + 1
                     continue
                 biases.add(str(bias_path(layout, raw)))
-                img, level, _bias = reduce_frame(raw, layout)   # fails the unit without GAIN
+                img, level, _bias, unknown = reduce_frame(raw, layout)   # fails the unit without GAIN
                 read_noise = header_value(raw, "RDNOISE")
                 if level < s.min_level:
                     dropped["faint"] = dropped.get("faint", 0) + 1
@@ -171,6 +179,7 @@ def run_pixelflat(layout: Layout, specid: int, amp: str, frames: Sequence[FlatFr
                     ratio, info = flat_ratio(img, read_noise, s, reference,
                                              kind=f.kind)
                     reference = info["calibration"]
+                    ratio[unknown] = F32(1.0)              # not measured: the trap's charge is in them
                 except (ValueError, np.linalg.LinAlgError, HetredError):
                     dropped["no_traces"] = dropped.get("no_traces", 0) + 1
                     t0 = time.perf_counter()

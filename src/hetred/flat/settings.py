@@ -24,6 +24,7 @@ class FlatSettings:
     kinds: str = "flt,twi"       #: frame types used
     rcut: float = 3.5            #: px: imar_flt's distance to the nearest trace
     smooth_cols: int = 41        #: columns of the running median of a fiber's spectrum ratio
+    trend_cols: int = 101        #: columns of the local quadratic of a lamp-flat fiber's factor
     neighbours: int = 4          #: fibers on each side in the neighbour template
     max_shift: float = 0.5       #: px: larger trace shifts against the unit's first frame recalibrate
     band_mib: float = 64.0       #: memory for one band of all frames in the combine (MiB)

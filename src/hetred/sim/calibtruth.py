@@ -15,7 +15,8 @@ Twilight library (``callib``) vs truth:
   compared, like the measured factors.
 
 Pixel flat vs truth PIXELFLAT: flat / truth - 1 within 3 px of the live traces, away from the
-defect boxes and bad columns (whose edges the 41-column smoothing of the method blurs).
+defect boxes and bad columns (whose edges the 41-column smoothing of the method blurs) and off the
+charge-trap pixels (which the flat does not measure).
 """
 from __future__ import annotations
 
@@ -100,8 +101,8 @@ def library_metrics(layout: Layout, month: str, nights: list[str], amps: list[tu
 
 
 def pixelflat_errors(flat: np.ndarray, truth_path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(flat / truth - 1 within 3 px of the live traces away from defects, its 15 x 15 px
-    running mean: the systematic part)."""
+    """(flat / truth - 1 within 3 px of the live traces away from defects and off the charge
+    traps, its 15 x 15 px running mean: the systematic part)."""
     from hetred.flat.pixelflat import trace_distance
 
     with fits.open(truth_path) as h:
@@ -110,8 +111,11 @@ def pixelflat_errors(flat: np.ndarray, truth_path: Path) -> tuple[np.ndarray, np
         dead = np.asarray(h["DEAD_FIBERS"].data["FIBER"], int) - 1
         boxes = [(r["X1"], r["X2"], r["Y1"], r["Y2"]) for r in h["DEFECT_BOXES"].data]
         cols = [int(r["X"]) for r in h["BAD_COLUMNS"].data]
+        traps = [(int(r["X"]), int(r["Y1"]), int(r["Y2"])) for r in h["TRAPS"].data]
     dist, _ = trace_distance(np.delete(tr, dead, axis=0))
     near = dist <= 3.0
+    for x, y1, y2 in traps:          # the flat does not measure a trap's pixels (bias unknown)
+        near[y1:y2 + 1, x] = False
     for x1, x2, y1, y2 in boxes:
         near[max(0, y1 - 6):y2 + 7, max(0, x1 - 25):x2 + 26] = False
     for c in cols:

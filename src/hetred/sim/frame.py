@@ -9,8 +9,9 @@ Per exposure kind, the electrons per fiber and column entering the spectrograph 
   so that the nominal fiber's peak pixel gets 0.8-1.2e4 electrons;
 * ``cmp``: the lamp's lines (``hg`` or ``cd-a``) with the fiber's LSF, integrated over pixels,
   brightest line peaking at 1-3e4 electrons per pixel (unsaturated);
-* ``twi``: the solar spectrum x end-to-end throughput x fiber throughput, peak 2e3-9e3
-  electrons per pixel;
+* ``twi``: the solar spectrum x end-to-end throughput x fiber throughput, peak 4.5e3-1.5e4
+  electrons per pixel (level 120-460 in Karl's improcn units: every twilight passes his
+  twilight-background cut, level > 100);
 * ``sci``: night sky (continuum + emission lines, ~120 electrons per fiber per column at
   4540 A in 360 s) plus the sources of the shot's scene (:mod:`hetred.sim.sky`) x transparency,
   through throughput, area, exposure time and the LSF.
@@ -39,7 +40,7 @@ from hetred.virus.fplane import FplaneEntry
 
 FLAT_PEAK = (2.5e4, 3.5e4)      #: e- in the peak pixel of a nominal fiber (medians 11-15 kADU: above rsetflat's 7000)
 ARC_PEAK = (1.0e4, 3.0e4)
-TWI_PEAK = (2.0e3, 9.0e3)
+TWI_PEAK = (4.5e3, 1.5e4)      #: e-; level = central biweight / 25 ADU = peak / (32-38)
 SKY_SCALE = (0.8, 1.5)          #: dark-time sky brightness factor per shot
 SUBSAMPLE = 3                   #: wavelength samples per pixel for the source flux
 
@@ -266,7 +267,7 @@ def background_adu(model: AmpModel, ctx: ExposureContext) -> np.ndarray:
     """The noiseless smooth background of one amp in one exposure, for checking background models.
 
     It is what :meth:`AmpModel.render` adds to the fiber light before noise: the halo (scattered
-    light, ``optics.halo @ spectra``) times the pixel flat, plus the mean dark current
+    light, ``optics.halo_light(spectra)``) times the pixel flat, plus the mean dark current
     (``dark_rate * darktime``), divided by the true gain. Fiber-profile light, hot pixels, cosmic
     rays, bias and noise are left out. Returns (1032, 1032) float32 ADU in the RAW (readout)
     orientation of the trimmed frame. Does not change the model's random streams.
@@ -275,7 +276,7 @@ def background_adu(model: AmpModel, ctx: ExposureContext) -> np.ndarray:
     spec, _ = model.fiber_spectra(ctx)
     img = np.zeros((opt_mod.NROWS, opt_mod.NCOLS), dtype=np.float32)
     if spec is not None and o.halo_frac > 0:
-        img += o.halo @ np.ascontiguousarray(spec, dtype=np.float32)
+        img += o.halo_light(spec)
     img *= model.pixelflat
     img += np.float32(d.dark_rate * ctx.exposure.darktime)
     np.maximum(img, 0.0, out=img)

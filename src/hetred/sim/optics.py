@@ -10,7 +10,8 @@ wavelength x, both 0-based with pixel centres at integers).
   1/2 + sign(y)/2 * P(1/p, 1/2 |y/sigma|^p) (P = regularized lower incomplete gamma), tabulated
   on a fine (z, p) grid (interpolation error < 1e-6 of the fiber's light);
 * halo / scattered light: a fraction (3-4 %) of each fiber's light spread along the rows with a
-  kernel 1/(|d| + d0), d0 = 4 px, |d| <= 400 px (light beyond the amp edge is lost);
+  kernel 1/(|d| + d0), d0 = 4 px, |d| <= 400 px, centred on the fiber's trace at each column
+  (light beyond the amp edge is lost);
 * wavelength: the quadratic of :mod:`hetred.sim.spectra` plus a smooth per-fiber offset of a few
   A and a per-night shift; LSF FWHM 5-6 A varying smoothly;
 * throughput: fiber-to-fiber 5-10 % rms, slowly varying with wavelength, a smooth trend across
@@ -111,7 +112,6 @@ class Optics:
     night_shift_y: float
     night_shift_wave: float
     matrix: sparse.csc_matrix = field(repr=False)  #: pixel (padded frame) x (fiber, column) weights
-    halo: np.ndarray = field(repr=False)       #: (1032, 112) float32 halo matrix
     peak_frac: float = 0.0     #: nominal fraction of a fiber's light in its peak pixel
     family: str = "classic"    #: the family of the fiber dependence (hetred.sim.families)
     family_params: dict = field(default_factory=dict, repr=False)   #: its draws (truth)
@@ -121,8 +121,35 @@ class Optics:
         s = np.ascontiguousarray(spec, dtype=np.float32)
         img = (self.matrix @ s.ravel()).reshape(NROWS + 2 * PAD, NCOLS)[PAD:PAD + NROWS]
         if self.halo_frac > 0:
-            img += self.halo @ s
+            img += self.halo_light(s)
         return img
+
+    def halo_light(self, spec: np.ndarray) -> np.ndarray:
+        """(1032, 1032) float32 scattered light of fiber spectra ``spec`` (112, 1032 electrons per
+        column): at column x, fiber f puts ``halo_frac`` of its light into row y with the kernel
+        k(d) = 1/(|d| + d0), |d| <= dmax, normalised to sum 1 over integer d, centred on its trace
+        at that column, d = y - trace[f, x]. The light is laid at the trace with linear weights on
+        the two rows around it and convolved along the rows with k (one FFT per column), so a
+        sub-pixel position interpolates k linearly between integer offsets; rows beyond the
+        frame are lost."""
+        from scipy import fft as sfft
+
+        s = np.asarray(spec, dtype=np.float64)
+        t = np.asarray(self.trace, dtype=np.float64)
+        i0 = np.floor(t).astype(np.int64)
+        w1 = t - i0
+        flat = np.clip(i0 + 1, 0, NROWS) * NCOLS + np.arange(NCOLS)[None, :]   # rows -1 .. NROWS
+        dep = (np.bincount(flat.ravel(), (s * (1.0 - w1)).ravel(), (NROWS + 2) * NCOLS)
+               + np.bincount((flat + NCOLS).ravel(), (s * w1).ravel(), (NROWS + 2) * NCOLS))
+        dep = dep.reshape(NROWS + 2, NCOLS)
+        d = np.arange(-HALO_DMAX, HALO_DMAX + 1)
+        k = 1.0 / (np.abs(d) + HALO_D0)
+        k *= self.halo_frac / k.sum()
+        n = sfft.next_fast_len(NROWS + 2 + 2 * HALO_DMAX, real=True)
+        full = sfft.irfft(sfft.rfft(dep.astype(np.float32), n, axis=0)
+                          * sfft.rfft(k, n).astype(np.complex64)[:, None], n, axis=0)
+        # full[j] = sum_i dep[i] k[j - i]; dep row i is frame row i - 1, k index j - i is d + dmax
+        return full[HALO_DMAX + 1:HALO_DMAX + 1 + NROWS].astype(np.float32)
 
 
 def build_optics(seed: int, night: str, ifuslot: int, amp: str, family: str = "classic") -> Optics:
@@ -187,7 +214,6 @@ def build_optics(seed: int, night: str, ifuslot: int, amp: str, family: str = "c
     halo_frac = float(r.uniform(0.03, 0.04))
 
     weights, base_idx = _profile_weights(trace, sigma, power)
-    halo = _halo_matrix(trace[:, NCOLS // 2], halo_frac)
     weights *= np.float32(1.0 - halo_frac)
     matrix = _sparse_matrix(weights, base_idx)
     del weights
@@ -196,7 +222,7 @@ def build_optics(seed: int, night: str, ifuslot: int, amp: str, family: str = "c
                   coeffs=coeffs, wave=wave, dwave=dwave, fwhm=fwhm, ftf=ftf.astype(np.float32),
                   dead=[i + 1 for i in dead], dead_throughput=dead_tp, amp2amp=amp2amp,
                   halo_frac=halo_frac, night_shift_y=shift_y, night_shift_wave=shift_w,
-                  matrix=matrix, halo=halo, peak_frac=peak, family=family,
+                  matrix=matrix, peak_frac=peak, family=family,
                   family_params={} if slit is None else slit.params)
 
 
