@@ -16,8 +16,9 @@ One call searches many positions of one IFU (fitradecsp mode 104 ``fit2d`` + ``s
 3. profile-likelihood scan: the model con + A N(lambda; mu, sigma) is linear in (con, A) for a
    given mu; for every window (centres 3470 + k 2070/(nwin-1), pixels strictly within
    +-half) the least chi^2 over the mu grid (step ``scan_step``, |mu - centre| <= max_shift,
-   mu >= edge from the window's first and last pixel) with A > 0, refined by the parabola
-   through the neighbouring grid values, then evaluated exactly at the refined mu; kept when
+   mu >= edge from the window's first and last pixel) with A > 0 -- none when it is at either end
+   of that range (the line lies beyond: Karl's fit would move past it and be rejected) --, refined
+   by the parabola through the neighbouring grid values, then evaluated exactly there; kept when
    A > 0, con <= con_max, chi^2/n <= chicut, more than ``nfit_min - 1`` pixels within +-6 Å and
    sncut <= S/N <= sncut_hi, S/N = 0.95 (A/2) / sqrt(sum e^2 within +-xnp);
 4. getbestw: the kept fits by S/N, each removing the others within ``merge_wave`` Å.
@@ -99,97 +100,111 @@ def _template(x: np.ndarray, mu: float, sig: float) -> np.ndarray:
     return np.exp(-0.5 * ((x - mu) / sig) ** 2) / np.sqrt(2.0 * np.pi * sig * sig)
 
 
+class _Prepared:
+    """Per-spectrum arrays of the scan: valid pixels, weights, cumulative sums."""
+
+    def __init__(self, y: np.ndarray, e: np.ndarray, par: np.ndarray) -> None:
+        self.x = GRID0 + DGRID * np.arange(NGRID)
+        self.v = (y != 0) & (e > 0)
+        self.w = np.where(self.v, 1.0 / np.where(self.v, e, 1.0) ** 2, 0.0)
+        self.y = np.where(self.v, y, 0.0)
+        self.e2 = np.where(self.v, e * e, 0.0)
+        self.cw = np.concatenate([[0.0], np.cumsum(self.w)])
+        self.cy = np.concatenate([[0.0], np.cumsum(self.w * self.y)])
+        self.cyy = np.concatenate([[0.0], np.cumsum(self.w * self.y * self.y)])
+        self.cn = np.concatenate([[0], np.cumsum(self.v)])
+        self.sig = par[P_SIGMA]
+        self.half_t = int(np.ceil(TEMPLATE_SIGMAS * self.sig / DGRID))
+        self.step = par[P_SCAN]
+        self._grid: np.ndarray | None = None
+
+    def grid_sums(self) -> np.ndarray:
+        """(n_mu, 3) template sums T1, T2, Ty at every grid centre 3470 + m scan_step (once)."""
+        if self._grid is None:
+            mus = GRID0 + self.step * np.arange(int(round((self.x[-1] - GRID0) / self.step)) + 1)
+            self._grid = np.array([self.tsums(mu) for mu in mus])
+        return self._grid
+
+    def tsums(self, mu: float, jlo: int = 0, jhi: int = NGRID - 1) -> tuple[float, float, float]:
+        j0 = max(jlo, int(np.floor((mu - GRID0) / DGRID)) - self.half_t)
+        j1 = min(jhi, int(np.ceil((mu - GRID0) / DGRID)) + self.half_t)
+        t = _template(self.x[j0:j1 + 1], mu, self.sig)
+        ww = self.w[j0:j1 + 1]
+        return float((ww * t).sum()), float((ww * t * t).sum()), float((ww * self.y[j0:j1 + 1] * t).sum())
+
+
+def scan_window(prep: _Prepared, k: int, par: np.ndarray) -> tuple[float, float, float, float, float] | None:
+    """The fit of window k (module docstring step 3): (wave, A/2, con, S/N, chi^2/n) or None."""
+    x, v = prep.x, prep.v
+    nwin = int(par[P_NWIN])
+    step = par[P_SCAN]
+    w0 = GRID0 + k * (x[-1] - GRID0) / (nwin - 1)
+    lo, hi = w0 - par[P_HALF], w0 + par[P_HALF]
+    jlo = max(0, int(np.floor((lo - GRID0) / DGRID)) + 1)
+    jhi = min(NGRID - 1, int(np.ceil((hi - GRID0) / DGRID)) - 1)
+    if jhi < jlo:
+        return None
+    nt = prep.cn[jhi + 1] - prep.cn[jlo]
+    if nt < 3:
+        return None
+    sel = np.nonzero(v[jlo:jhi + 1])[0] + jlo
+    x1, xn = x[sel[0]], x[sel[-1]]
+    Sw = prep.cw[jhi + 1] - prep.cw[jlo]
+    Sy = prep.cy[jhi + 1] - prep.cy[jlo]
+    Syy = prep.cyy[jhi + 1] - prep.cyy[jlo]
+    mlo = max(w0 - par[P_SHIFT], x1 + par[P_EDGE])
+    mhi = min(w0 + par[P_SHIFT], xn - par[P_EDGE])
+    m0 = int(np.ceil((mlo - GRID0) / step - 1e-9))
+    m1 = int(np.floor((mhi - GRID0) / step + 1e-9))
+    if m1 < m0:
+        return None
+    ms = np.arange(m0, m1 + 1)
+    mus = GRID0 + step * ms
+    T = prep.grid_sums()[ms]
+    T1, T2, Ty = T[:, 0], T[:, 1], T[:, 2]
+    det = Sw * T2 - T1 ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        A = np.where(det > 0, (Sw * Ty - T1 * Sy) / det, 0.0)
+        con = (Sy - A * T1) / Sw
+    chi = Syy - con * Sy - A * Ty
+    okm = (A > 0) & (det > 0)
+    if not okm.any():
+        return None
+    chim = np.where(okm, chi, np.inf)
+    b = int(np.argmin(chim))
+    if b == 0 or b == ms.size - 1:          # the least chi^2 lies beyond the allowed range
+        return None
+    mu = float(mus[b])
+    if okm[b - 1] and okm[b + 1]:
+        den = chim[b - 1] - 2.0 * chim[b] + chim[b + 1]
+        if den > 0:
+            mu += step * float(np.clip(0.5 * (chim[b - 1] - chim[b + 1]) / den, -0.5, 0.5))
+    t1, t2, ty = prep.tsums(mu, jlo, jhi)          # exact evaluation at mu (window pixels only)
+    dt = Sw * t2 - t1 * t1
+    if dt <= 0:
+        return None
+    a = (Sw * ty - t1 * Sy) / dt
+    c = (Sy - a * t1) / Sw
+    chi2 = (Syy - c * Sy - a * ty) / nt
+    if a <= 0 or c > par[P_CONMAX] or chi2 > par[P_CHICUT] or mu < mlo - 1e-9 or mu > mhi + 1e-9:
+        return None
+    if (v & (np.abs(x - mu) < par[P_NFITHALF])).sum() < par[P_NFITMIN]:
+        return None
+    noise2 = prep.e2[v & (np.abs(x - mu) <= par[P_XNP])].sum()
+    if noise2 <= 0:
+        return None
+    sn = 0.95 * a / np.sqrt(noise2) / 2.0
+    if sn < par[P_SNCUT] or sn > par[P_SNHI]:
+        return None
+    return (mu, a / 2.0, c, sn, chi2)
+
+
 def scan_spectrum(y: np.ndarray, e: np.ndarray, par: np.ndarray) -> list[tuple[float, float, float, float, float]]:
     """Steps 3-4 for one spectrum: [(wave, A/2, con, S/N, chi^2/n)] after getbestw."""
-    x = GRID0 + DGRID * np.arange(NGRID)
-    v = (y != 0) & (e > 0)
-    if v.sum() < 3:
+    prep = _Prepared(y, e, par)
+    if prep.v.sum() < 3:
         return []
-    sig = par[P_SIGMA]
-    w = np.where(v, 1.0 / np.where(v, e, 1.0) ** 2, 0.0)
-    yv = np.where(v, y, 0.0)
-    ev2 = np.where(v, e * e, 0.0)
-    cw = np.concatenate([[0.0], np.cumsum(w)])
-    cy = np.concatenate([[0.0], np.cumsum(w * yv)])
-    cyy = np.concatenate([[0.0], np.cumsum(w * yv * yv)])
-    cn = np.concatenate([[0], np.cumsum(v)])
-    half_t = int(np.ceil(TEMPLATE_SIGMAS * sig / DGRID))
-    step = par[P_SCAN]
-    mus = GRID0 + step * np.arange(int(round((x[-1] - GRID0) / step)) + 1)
-    # template sums on the mu grid
-    T1 = np.zeros(mus.size)
-    T2 = np.zeros(mus.size)
-    Ty = np.zeros(mus.size)
-    for m, mu in enumerate(mus):
-        j0 = max(0, int(np.floor((mu - GRID0) / DGRID)) - half_t)
-        j1 = min(NGRID - 1, int(np.ceil((mu - GRID0) / DGRID)) + half_t)
-        t = _template(x[j0:j1 + 1], mu, sig)
-        ww = w[j0:j1 + 1]
-        T1[m] = (ww * t).sum()
-        T2[m] = (ww * t * t).sum()
-        Ty[m] = (ww * yv[j0:j1 + 1] * t).sum()
-    nwin = int(par[P_NWIN])
-    valid_idx = np.nonzero(v)[0]
-    fits = []
-    for k in range(nwin):
-        w0 = GRID0 + k * (x[-1] - GRID0) / (nwin - 1)
-        lo, hi = w0 - par[P_HALF], w0 + par[P_HALF]
-        jlo = max(0, int(np.floor((lo - GRID0) / DGRID)) + 1)
-        jhi = min(NGRID - 1, int(np.ceil((hi - GRID0) / DGRID)) - 1)
-        if jhi < jlo:
-            continue
-        nt = cn[jhi + 1] - cn[jlo]
-        if nt < 3:
-            continue
-        sel = valid_idx[(valid_idx >= jlo) & (valid_idx <= jhi)]
-        x1, xn = x[sel[0]], x[sel[-1]]
-        Sw, Sy, Syy = cw[jhi + 1] - cw[jlo], cy[jhi + 1] - cy[jlo], cyy[jhi + 1] - cyy[jlo]
-        mlo = max(w0 - par[P_SHIFT], x1 + par[P_EDGE])
-        mhi = min(w0 + par[P_SHIFT], xn - par[P_EDGE])
-        m0 = int(np.ceil((mlo - GRID0) / step - 1e-9))
-        m1 = int(np.floor((mhi - GRID0) / step + 1e-9))
-        if m1 < m0:
-            continue
-        ms = np.arange(m0, m1 + 1)
-        det = Sw * T2[ms] - T1[ms] ** 2
-        with np.errstate(divide="ignore", invalid="ignore"):
-            A = np.where(det > 0, (Sw * Ty[ms] - T1[ms] * Sy) / det, 0.0)
-            con = (Sy - A * T1[ms]) / Sw
-        chi = Syy - con * Sy - A * Ty[ms]
-        okm = (A > 0) & (det > 0)
-        if not okm.any():
-            continue
-        chim = np.where(okm, chi, np.inf)
-        b = int(np.argmin(chim))
-        mu = mus[ms[b]]
-        if 0 < b < ms.size - 1 and okm[b - 1] and okm[b + 1]:
-            den = chim[b - 1] - 2.0 * chim[b] + chim[b + 1]
-            if den > 0:
-                mu += step * float(np.clip(0.5 * (chim[b - 1] - chim[b + 1]) / den, -0.5, 0.5))
-        # exact evaluation at mu (window pixels within the template reach)
-        j0 = max(jlo, int(np.floor((mu - GRID0) / DGRID)) - half_t)
-        j1 = min(jhi, int(np.ceil((mu - GRID0) / DGRID)) + half_t)
-        t = _template(x[j0:j1 + 1], mu, sig)
-        ww = w[j0:j1 + 1]
-        t1, t2, ty = (ww * t).sum(), (ww * t * t).sum(), (ww * yv[j0:j1 + 1] * t).sum()
-        dt = Sw * t2 - t1 * t1
-        if dt <= 0:
-            continue
-        a = (Sw * ty - t1 * Sy) / dt
-        c = (Sy - a * t1) / Sw
-        chi2 = (Syy - c * Sy - a * ty) / nt
-        if a <= 0 or c > par[P_CONMAX] or chi2 > par[P_CHICUT] or mu < mlo - 1e-9 or mu > mhi + 1e-9:
-            continue
-        near = v & (np.abs(x - mu) < par[P_NFITHALF])
-        if near.sum() < par[P_NFITMIN]:
-            continue
-        noise2 = ev2[v & (np.abs(x - mu) <= par[P_XNP])].sum()
-        if noise2 <= 0:
-            continue
-        sn = 0.95 * a / np.sqrt(noise2) / 2.0
-        if sn < par[P_SNCUT] or sn > par[P_SNHI]:
-            continue
-        fits.append((mu, a / 2.0, c, sn, chi2))
+    fits = [f for f in (scan_window(prep, k, par) for k in range(int(par[P_NWIN]))) if f is not None]
     out = []
     used = np.zeros(len(fits), bool)
     order = sorted(range(len(fits)), key=lambda i: (-fits[i][3], i))

@@ -374,7 +374,9 @@ def search_positions(const float[:, ::1] flux, const float[:, ::1] ferr, const u
                         if QV[m] > qbest:
                             qbest = QV[m]
                             best = m
-                    if best < 0:
+                    # a least chi^2 at the end of the range means the line lies beyond it: Karl's
+                    # fit would move past max_shift (or the edge margin) and be rejected
+                    if best < 0 or best == m0 or best == m1:
                         continue
                     mu = GRID0 + step * best
                     # S/N at the grid point: windows far below the cut need no refinement
@@ -389,24 +391,23 @@ def search_positions(const float[:, ::1] flux, const float[:, ::1] ferr, const u
                     if noise2 <= 0 or 0.95 * A / sqrt(noise2) / 2.0 < PRESCREEN * par[P_SNCUT]:
                         continue
                     cstat = Syy - Sy * Sy / Sw
-                    if best > m0 and best < m1:
-                        # parabola through the neighbours (both with A > 0)
-                        c0 = cstat - qbest / Sw
-                        cm = INFINITY
-                        cp = INFINITY
-                        if QV[best - 1] > 0:
-                            cm = cstat - QV[best - 1] / Sw
-                        if QV[best + 1] > 0:
-                            cp = cstat - QV[best + 1] / Sw
-                        if cm < INFINITY and cp < INFINITY:
-                            den = cm - 2.0 * c0 + cp
-                            if den > 0:
-                                delta = 0.5 * (cm - cp) / den
-                                if delta > 0.5:
-                                    delta = 0.5
-                                if delta < -0.5:
-                                    delta = -0.5
-                                mu += step * delta
+                    # parabola through the neighbours (both with A > 0)
+                    c0 = cstat - qbest / Sw
+                    cm = INFINITY
+                    cp = INFINITY
+                    if QV[best - 1] > 0:
+                        cm = cstat - QV[best - 1] / Sw
+                    if QV[best + 1] > 0:
+                        cp = cstat - QV[best + 1] / Sw
+                    if cm < INFINITY and cp < INFINITY:
+                        den = cm - 2.0 * c0 + cp
+                        if den > 0:
+                            delta = 0.5 * (cm - cp) / den
+                            if delta > 0.5:
+                                delta = 0.5
+                            if delta < -0.5:
+                                delta = -0.5
+                            mu += step * delta
                     # exact evaluation at mu
                     j0 = <Py_ssize_t>floor((mu - GRID0) / DGRID) - half_t
                     if j0 < jlo:

@@ -7,11 +7,12 @@ from rich.table import Table
 from hetred.cli.common import (
     check_month,
     console,
-    err_console,
     exit_on_failures,
     get_config,
+    report_notes,
     report_unit,
     stage_entries,
+    status_cell,
     track,
     unit_counts,
 )
@@ -78,7 +79,8 @@ def command(ctx: click.Context, month: str | None, shot: str | None, profile: st
     shots = sorted({u.datevobs for u in detect_units(layout, month=month, shot=shot, entries=entries)})
     units = [ContinuumUnit(s) for s in shots]
     if not units:
-        raise HetredError(f"no science shot for {shot or month} in the tarlist: nothing to do")
+        console.print(f"no science shot for {shot or month} in the tarlist: nothing to do", highlight=False)
+        return
     if dry_run:
         for u in units:
             state = "done (would skip)" if is_done(layout, STAGE_CONTINUUM, u.unit) and not overwrite else "to do"
@@ -88,8 +90,8 @@ def command(ctx: click.Context, month: str | None, shot: str | None, profile: st
         return
     results: list[UnitResult] = []
     if jobs > 1 and len(units) > 1:
-        from concurrent.futures import ProcessPoolExecutor
-        with ProcessPoolExecutor(jobs) as pool:
+        from hetred.jobs.workers import process_pool
+        with process_pool(jobs) as pool:
             futs = [pool.submit(_job, layout, u, settings, overwrite) for u in units]
             for f in track(futs, "continuum", total=len(futs), quiet=quiet):
                 results.append(f.result())
@@ -106,11 +108,7 @@ def command(ctx: click.Context, month: str | None, shot: str | None, profile: st
         for r in results:
             c, seconds = unit_counts(layout, r)
             row = [str((c or {}).get(k, "-")) for k in ("bright_fibers", "merged", "sources")]
-            style = {"done": "green", "skipped": "dim", "failed": "red"}[r.status]
-            table_.add_row(r.unit, *row, f"{seconds:.0f}", f"[{style}]{r.status}[/{style}]")
+            table_.add_row(r.unit, *row, f"{seconds:.0f}", status_cell(r.status))
         console.print(table_)
-        for r in results:
-            c, _ = unit_counts(layout, r)
-            for n in (c or {}).get("notes", []):
-                err_console.print(f"[yellow]{r.unit}:[/yellow] {n}", highlight=False, soft_wrap=True)
+    report_notes(STAGE_CONTINUUM, results, layout, quiet)
     exit_on_failures(ctx, results)

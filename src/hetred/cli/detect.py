@@ -7,12 +7,13 @@ from rich.table import Table
 from hetred.cli.common import (
     check_month,
     console,
-    err_console,
     exit_on_failures,
     get_config,
     parse_slot,
+    report_notes,
     report_unit,
     stage_entries,
+    status_cell,
     track,
     unit_counts,
 )
@@ -93,7 +94,8 @@ def command(ctx: click.Context, month: str | None, shot: str | None, ifuslots: t
     slots = sorted({parse_slot(s) for s in ifuslots})
     units = detect_units(layout, month=month, shot=shot, ifuslots=slots or None, mode=mode, entries=entries)
     if not units:
-        raise HetredError(f"no science IFU for {shot or month} in the tarlist: nothing to do")
+        console.print(f"no science IFU for {shot or month} in the tarlist: nothing to do", highlight=False)
+        return
     if dry_run:
         for u in units:
             state = "done (would skip)" if is_done(layout, STAGE, u.unit) and not overwrite else "to do"
@@ -104,8 +106,8 @@ def command(ctx: click.Context, month: str | None, shot: str | None, ifuslots: t
         return
     results: list[UnitResult] = []
     if jobs > 1 and len(units) > 1:
-        from concurrent.futures import ProcessPoolExecutor
-        with ProcessPoolExecutor(jobs) as pool:
+        from hetred.jobs.workers import process_pool
+        with process_pool(jobs) as pool:
             futs = [pool.submit(_job, layout, u, settings, overwrite, sources) for u in units]
             for f in track(futs, "detect", total=len(futs), quiet=quiet):
                 results.append(f.result())
@@ -117,6 +119,7 @@ def command(ctx: click.Context, month: str | None, shot: str | None, ifuslots: t
             report_unit(r, quiet=quiet)
     if not quiet:
         _summary(layout, results)
+    report_notes(STAGE, results, layout, quiet)
     exit_on_failures(ctx, results)
 
 
@@ -130,10 +133,5 @@ def _summary(layout, results) -> None:
         if c and "detections" in c:
             row = [str(c["fibers"]), "/".join(str(v) for v in c["positions"]), str(c["candidates"]),
                    str(c["detections"])]
-        style = {"done": "green", "skipped": "dim", "failed": "red"}[r.status]
-        table.add_row(r.unit, *row, f"{seconds:.0f}", f"[{style}]{r.status}[/{style}]")
+        table.add_row(r.unit, *row, f"{seconds:.0f}", status_cell(r.status))
     console.print(table)
-    for r in results:
-        c, _ = unit_counts(layout, r)
-        for n in (c or {}).get("notes", []):
-            err_console.print(f"[yellow]{r.unit}:[/yellow] {n}", highlight=False, soft_wrap=True)

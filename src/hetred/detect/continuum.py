@@ -164,10 +164,12 @@ def run_continuum(layout: Layout, unit: ContinuumUnit, settings: DetectSettings 
         by_slot.setdefault(s.ifuslot, []).append(k)
     results: dict[int, tuple] = {}
     used_inputs: set[str] = set()
+    looked: set[str] = {str(layout.path("dithall", datevobs=dv))}
     for slot, ks in sorted(by_slot.items()):
         fs = load_fibers(layout, dv, slot, settings)
         notes += [n for n in fs.notes if n not in notes]
         used_inputs.update(fs.inputs)
+        looked.update(fs.looked)
         psf = PsfModel.make(fs.shot.fwhm, settings)
         iflag, sflux, sfluxe, xw = fiber_flags(fs, settings.flag_window, settings)
         for k in ks:
@@ -207,7 +209,11 @@ def run_continuum(layout: Layout, unit: ContinuumUnit, settings: DetectSettings 
     written.append(str(rcs))
     counts = {"bright_fibers": len(bright), "merged": len(kept), "sources": len(lines), "duplicates": len(drop),
               "notes": notes, "seconds": round(time.perf_counter() - t0, 3)}
-    return UnitOutcome(outputs=written, inputs=sorted(used_inputs), counts=counts)
+    from hetred.detect.run import unit_notes
+
+    looked.update(str(p) for p in layout.glob("multi", night=dv[:8], obs=int(dv[9:]), exp=1))
+    return UnitOutcome(outputs=written, inputs=sorted(used_inputs), counts=counts, depends=sorted(looked),
+                       notes=unit_notes(notes, unit.unit))
 
 
 def dedupe(rows: list[tuple[float, float, float]], radius: float) -> set[int]:

@@ -11,7 +11,8 @@ Per amp (112 fibers, all at once; :func:`amp_spectra`), from the multi file's ``
    fiber-to-fiber where it is > 0.1 (else the pixel is flagged -1);
 3. linear interpolation onto lambda_k = 3470 + 2k (k < 1036): counts as Karl's ``xlinint4`` (a
    zero neighbour is skipped), the chi^2 from the nearest pixel, everything else linearly;
-4. Karl's error model per grid pixel: local source level s1 (biweight of the non-zero counts
+4. the error per grid pixel, Karl's model (``errors = "karl"``; with ``error1d`` the multi file's
+   error1d interpolated in variance, / ftf): local source level s1 (biweight of the non-zero counts
    within +-1 pixel if above the +-5 pixel biweight + 1.2 x its scale, else the +-5 biweight),
    ``stot = max(sky + max(0, s1), 0)``, ``sigma^2 = stot + 3 rn^2 + (f stot)^2`` with f = 0.03
    growing to 0.06 as |res| goes 0.03 -> 0.10, x (1 + 4 (rres - 1.03)/0.17) where rres > 1.03,
@@ -244,7 +245,17 @@ def amp_spectra(m: dict[str, np.ndarray], *, norm: float, tp_wave: np.ndarray, t
     chis = np.where(tt > 0.5, c1, c0)
     ypa = np.where(live[:, None], ypa, 0.0)
 
-    yerr = error_model(ypa, skys, rs, rr, ftfs, settings)
+    if settings.errors == "error1d":
+        e1 = np.asarray(m["error1d"], f64)
+        var = np.where(np.isfinite(e1) & (e1 > 0), e1 * e1, 0.0)
+        v0 = np.take_along_axis(var, jj, axis=1)
+        v1 = np.take_along_axis(var, jj + 1, axis=1)
+        vg = v0 + (v1 - v0) * tt
+        vg = np.where(v0 == 0, v1, np.where(v1 == 0, v0, vg))
+        vg = np.where(below, v0, np.where(above, v1, vg))
+        yerr = np.where(ftfs > 0, np.sqrt(vg) / np.where(ftfs > 0, ftfs, 1.0), np.sqrt(vg))
+    else:
+        yerr = error_model(ypa, skys, rs, rr, ftfs, settings)
     ytp = np.interp(GRID, tp_wave, tp)
     yfp = np.interp(GRID, a2a_wave, a2a)
     yp = ypa / norm if norm > 0 else ypa

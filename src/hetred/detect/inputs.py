@@ -29,6 +29,18 @@ from hetred.errors import HetredError
 from hetred.layout import Layout, LayoutError
 from hetred.stats import biweight
 
+#: what each kind of fallback note says (``[kind] text`` notes; the done marker's ``notes``)
+FALLBACKS = {
+    "norm": "no norm.dat: exposures normalised by 1, 1, 1",
+    "fwhm": "no seeing FWHM of hetred throughput: fwhm_default (Karl's 1.55\")",
+    "tp": "no response curve of hetred throughput: the packaged average (Karl's tpavg.dat role)",
+    "pa": "no shot PA (radec2_final.dat): ADR direction from PARANGLE + 1.45 deg",
+    "a2a": "no amp-to-amp factor (calibration library): 1 (Karl's fallback)",
+    "res": "no residual map: 0 (Karl's fallback)",
+    "rres": "no error-ratio map: rres_default (Karl's fallback 1.04 inflates every error by 1.235)",
+    "w01": "no full-sky wavelength shift (amp.dat): W0 = W1 = 0 (Karl's fallback)",
+}
+
 #: packaged average throughput (Karl's tpavg.dat role): hetred/data/throughput/tpavg.dat
 TPAVG = ("hetred", "data/throughput/tpavg.dat")
 
@@ -112,6 +124,7 @@ class ShotInputs:
     pa: float | None                       #: shot PA (deg) from radec2_final.dat
     notes: list[str] = field(default_factory=list)
     inputs: list[str] = field(default_factory=list)
+    looked: list[str] = field(default_factory=list)     #: every later-stage file looked for (depends)
 
 
 def _path(layout: Layout, key: str, **fields) -> Path | None:
@@ -150,7 +163,9 @@ def shot_inputs(layout: Layout, datevobs: str, settings: DetectSettings) -> Shot
     month = datevobs[:6]
     notes: list[str] = []
     used: list[str] = []
+    looked: list[str] = []
     p = layout.path("astrom_norm", datevobs=datevobs)
+    looked.append(str(p))
     try:
         norm = np.array([float(v) for v in p.read_text().split()[:3]])
         if norm.size != 3 or not np.all(np.isfinite(norm)) or np.any(norm <= 0):
@@ -161,11 +176,13 @@ def shot_inputs(layout: Layout, datevobs: str, settings: DetectSettings) -> Shot
             raise HetredError(f"no exposure normalisation {p} (Karl's fitradecsp stops without norm.dat; run "
                               "hetred astrom, or set allow_no_norm)") from None
         norm = np.ones(3)
-        notes.append(f"no norm.dat ({p}): exposures normalised by 1, 1, 1")
+        notes.append(f"[norm] no norm.dat ({p}): exposures normalised by 1, 1, 1")
     if settings.fwhm > 0:
         fwhm = settings.fwhm
     else:
         fp = _path(layout, "tp_fwhm", month=month, datevobs=datevobs)
+        if fp is not None:
+            looked.append(str(fp))
         fwhm = 0.0
         if fp is not None and fp.is_file():
             try:
@@ -175,9 +192,11 @@ def shot_inputs(layout: Layout, datevobs: str, settings: DetectSettings) -> Shot
                 fwhm = 0.0
         if fwhm <= 0:
             fwhm = settings.fwhm_default
-            notes.append(f"no seeing FWHM from the throughput stage ({fp or 'tp_fwhm'}): "
+            notes.append(f"[fwhm] no seeing FWHM from the throughput stage ({fp or 'tp_fwhm'}): "
                          f"FWHM {fwhm}\" (Karl's default)")
     tpp = _path(layout, "throughput", month=month, datevobs=datevobs)
+    if tpp is not None:
+        looked.append(str(tpp))
     tp_wave = tp = None
     if tpp is not None and tpp.is_file():
         a = read_columns(tpp, 2)
@@ -186,16 +205,17 @@ def shot_inputs(layout: Layout, datevobs: str, settings: DetectSettings) -> Shot
             used.append(str(tpp))
     if tp is None:
         tp_wave, tp = packaged_throughput()
-        notes.append(f"no throughput curve ({tpp}): the packaged average (Karl's tpavg.dat role)")
+        notes.append(f"[tp] no throughput curve ({tpp}): the packaged average (Karl's tpavg.dat role)")
     rp = layout.path("radec_final", datevobs=datevobs)
+    looked.append(str(rp))
     pa = None
     try:
         pa = float(rp.read_text().split()[2])
         used.append(str(rp))
     except (OSError, ValueError, IndexError):
         if settings.adr_direction == "parangle":
-            notes.append(f"no shot PA ({rp}): ADR direction from PARANGLE + 1.45 deg")
-    return ShotInputs(norm, float(fwhm), np.asarray(tp_wave, float), np.asarray(tp, float), pa, notes, used)
+            notes.append(f"[pa] no shot PA ({rp}): ADR direction from PARANGLE + 1.45 deg")
+    return ShotInputs(norm, float(fwhm), np.asarray(tp_wave, float), np.asarray(tp, float), pa, notes, used, looked)
 
 
 @dataclass
@@ -211,16 +231,19 @@ class AmpCalib:
 
 
 def amp_calib(layout: Layout, header, datevobs: str, exp: int, specid: int, ifuslot: int, ifuid: str,
-              amp: str, settings: DetectSettings, notes: list[str], used: list[str]) -> AmpCalib:
+              amp: str, settings: DetectSettings, notes: list[str], used: list[str],
+              looked: list[str] | None = None) -> AmpCalib:
     """The amp's calibration inputs (module docstring); missing ones fall back, one note each kind."""
     from astropy.io import fits
 
+    looked = looked if looked is not None else []
     night, obs = datevobs[:8], int(datevobs[9:])
     a2a = None
     calmonth = str(header.get("CALMONTH", "") or "")
     cp = None
     if calmonth:
         cp = layout.path("callib", month=calmonth, specid=specid, ifuslot=ifuslot, ifuid=ifuid, amp=amp)
+        looked.append(str(cp))
         try:
             with fits.open(cp) as h:
                 a2a = float(h["amp_to_amp"].header["A2A"])
@@ -234,6 +257,8 @@ def amp_calib(layout: Layout, header, datevobs: str, exp: int, specid: int, ifus
     rres: np.ndarray | float = settings.rres_default
     for key, what in (("resmap_res", "res"), ("resmap_rres", "rres")):
         mp = _path(layout, key, specid=specid, ifuslot=ifuslot, ifuid=ifuid, amp=amp, month=datevobs[:6])
+        if mp is not None:
+            looked.append(str(mp))
         if mp is not None and mp.is_file():
             with fits.open(mp) as h:
                 arr = np.asarray(h[0].data, dtype=np.float32)
@@ -247,6 +272,7 @@ def amp_calib(layout: Layout, header, datevobs: str, exp: int, specid: int, ifus
             _note(notes, what, f"no {what} map ({mp or key + ': not in the layout yet'}): {default} (Karl's fallback)")
     w0 = w1 = 0.0
     ap = layout.path("fullsky_amp", month=datevobs[:6], night=night, obs3=f"{obs:03d}", exp=exp)
+    looked.append(str(ap))
     found = False
     if ap.is_file():
         key = f"{specid:03d}_{ifuslot:03d}_{ifuid}_{amp}"

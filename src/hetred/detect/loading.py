@@ -21,7 +21,7 @@ from hetred.errors import HetredError
 from hetred.layout import Layout
 from hetred.stats import biweight
 
-MULTI_HDUS = ("wavelength", "sky_subtracted", "fiber_to_fiber", "sky_spectrum", "trace", "chi2", "error")
+MULTI_HDUS = ("wavelength", "sky_subtracted", "fiber_to_fiber", "sky_spectrum", "trace", "chi2", "error", "error1d")
 
 
 @dataclass
@@ -63,6 +63,7 @@ class FiberSet:
     shot: I.ShotInputs
     notes: list[str] = field(default_factory=list)
     inputs: list[str] = field(default_factory=list)
+    looked: list[str] = field(default_factory=list)     #: every input file looked for (the unit's depends)
 
     def __len__(self) -> int:
         return len(self.ra)
@@ -96,6 +97,7 @@ def load_fibers(layout: Layout, datevobs: str, ifuslot: int, settings: DetectSet
     shot = I.shot_inputs(layout, datevobs, settings)
     notes = list(shot.notes)
     used = [str(dpath)] + shot.inputs
+    looked = [str(dpath)] + shot.looked
     x_all, y_all = tangent(d.ra, d.dec, ra0, dec0)
     sel = np.nonzero(np.hypot(x_all, y_all) < settings.radius)[0]
     if sel.size == 0:
@@ -127,6 +129,7 @@ def load_fibers(layout: Layout, datevobs: str, ifuslot: int, settings: DetectSet
         if not 1 <= e <= shot.norm.size:
             raise HetredError(f"{dpath}: exposure exp{e:02d} has no norm.dat value")
         label = f"{name} exp{e:02d}"
+        looked.append(str(path))
         try:
             arrays, head = read_multi_arrays(path)
         except FileNotFoundError:
@@ -144,11 +147,11 @@ def load_fibers(layout: Layout, datevobs: str, ifuslot: int, settings: DetectSet
         az_amp[a] = float(az)
         if pa_header is None and head.get("PARANGLE") is not None:
             pa_header = float(head["PARANGLE"]) + 1.45
-        cal = I.amp_calib(layout, head, datevobs, e, sp, ifs, ifu, amp, settings, notes, used)
+        cal = I.amp_calib(layout, head, datevobs, e, sp, ifs, ifu, amp, settings, notes, used, looked)
         s = amp_spectra(arrays, norm=float(shot.norm[e - 1]), tp_wave=shot.tp_wave, tp=shot.tp,
                         a2a_wave=cal.a2a_wave, a2a=cal.a2a, res=cal.res, rres=cal.rres, w0=cal.w0, w1=cal.w1,
                         settings=settings, notes=notes, label=label)
-        if not np.any(s.good):
+        if not np.any(s.counts != 0):
             notes.append(f"{label}: no usable pixel (dead amp): its fibers are flagged")
         spectra.append(s)
     rows = fib - 1
@@ -168,7 +171,7 @@ def load_fibers(layout: Layout, datevobs: str, ifuslot: int, settings: DetectSet
                     [d.timestamp[r] for r in sel], exps, fib, idx, az, ux, uy, counts, gather("counts_err"),
                     gather("flux"), gather("flux_err"), good, gather("chi2"), gather("rvar"), amps,
                     [s.wave for s in spectra], [s.trace for s in spectra],
-                    100.0 * zero / total if total else 0.0, shot, notes, used)
+                    100.0 * zero / total if total else 0.0, shot, notes, used, sorted(set(looked)))
 
 
 def fiber_flags(fs: FiberSet, window: float, settings: DetectSettings

@@ -185,4 +185,19 @@ def run_detect(layout: Layout, unit: DetectUnit, settings: DetectSettings | None
         "rng": settings.rng, "seed": seed if settings.rng == "numpy" else "karl (idum=-1 reset per fit)",
         "notes": fs.notes, "timings": {"load": round(t1 - t0, 3), **times, "total": round(t2 - t0, 3)},
     }
-    return UnitOutcome(outputs=written, inputs=sorted(set(fs.inputs + extra_inputs)), counts=counts)
+    return UnitOutcome(outputs=written, inputs=sorted(set(fs.inputs + extra_inputs)), counts=counts,
+                       depends=sorted(set(fs.looked + extra_inputs)), notes=unit_notes(fs.notes, unit.unit))
+
+
+def unit_notes(notes: list[str], unit: str) -> dict[str, list[str]]:
+    """The done marker's ``notes`` ({what: [units]}): a fallback of :data:`hetred.detect.inputs.FALLBACKS`
+    by its kind, anything else under its own text."""
+    from hetred.detect.inputs import FALLBACKS
+
+    out: dict[str, list[str]] = {}
+    for n in notes:
+        if n.startswith("[") and "] " in n and n[1:n.index("]")] in FALLBACKS:
+            out.setdefault(FALLBACKS[n[1:n.index("]")]], []).append(unit)
+        else:
+            out.setdefault("notes", []).append(f"{unit}: {n}")
+    return out

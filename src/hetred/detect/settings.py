@@ -100,6 +100,7 @@ class DetectSettings:
     frat: str = "karl"              #: karl: residual rms / mean error; corrected: against the interpolated noise
     az_index: str = "compressed"    #: adcor takes STRUCTAZ by the compressed fiber index (compressed) or its own
     orphan_blocks: bool = True      #: .list/.spec of a detection whose final fit failed are written
+    errors: str = "karl"            #: karl: fitradecsp's error model; error1d: the multi file's error1d
     # --- continuum sources (step 15) -----------------------------------------------------------
     cont_cut: float = 50.0          #: e- per column, biweight of native columns 100-200 or 800-900 of exp01
     cont_merge: float = 6.5         #: matchradec2 radius
@@ -146,7 +147,7 @@ class DetectSettings:
         choices = {"rng": ("karl", "numpy"), "adr_direction": ("structaz", "parangle"),
                    "adr_weight": ("divide", "multiply"), "merge_cos": ("unsquared", "squared"),
                    "con_start": ("lowest12", "all"), "amp_start": ("stale", "current"),
-                   "frat": ("karl", "corrected"), "az_index": ("compressed", "own")}
+                   "frat": ("karl", "corrected"), "az_index": ("compressed", "own"), "errors": ("karl", "error1d")}
         for name, ok in choices.items():
             if getattr(self, name) not in ok:
                 bad(f"{name} must be one of {', '.join(ok)}, got {getattr(self, name)!r}")
@@ -180,6 +181,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "frat": "corrected",
         "az_index": "own",
         "orphan_blocks": False,
+        "errors": "error1d",
         "flag_window": 50.0,
         "rng": "numpy",
         "rres_default": 1.0,
@@ -210,6 +212,10 @@ QUIRKS: tuple[tuple[str, str, str], ...] = (
     ("rng", "NR ran1/gasdev reset (idum = -1) for every fit: the same noise sequence for every detection",
      "one NumPy generator per unit, seeded (recorded in the done marker)"),
     ("orphan_blocks", "a detection whose final fit fails still gets .list rows and a .spec block", "neither"),
+    ("errors", "fitradecsp's own error model: sky + local source + 3 rn^2 + (3-6 % of it)^2, x the error-ratio "
+     "map (rres); its 3 rn^2 (27 e-^2) is a third of the read noise of an optimal extraction across the fiber "
+     "profile (~70 e-^2), so without rres maps the blue (read-noise dominated) errors are too small",
+     "the multi file's error1d (hetred sci's propagated error), interpolated in variance"),
     ("rres_default", "no error-ratio map: 1.04, which multiplies every error by 1.235", "1.0"),
     ("allow_no_norm", "no norm.dat: the program stops", "1, 1, 1 with a logged warning"),
     ("adr_direction", "ADR along (sin az, cos az) of the multi header's STRUCTAZ, Karl's table (0 at 4500 Å)",

@@ -15,7 +15,8 @@ Per exposure, IFU and amp (112 fibers x 1032 columns, the simulator's optics: wa
   :func:`hetred.sim.sky.fiber_fraction`) with the shot's FWHM at 4550 Å scaled as lambda^-0.2, ADR along the IFU x axis
   (:func:`hetred.sim.sky.adr_offset`) and the dither of the exposure, x transparency x
   throughput x collecting area x exposure time x the fiber's throughput;
-* noise: Poisson of sky + sources and the read noise of a 5-pixel extraction (3 e- per pixel);
+* noise: Poisson of sky + sources and the read noise of hetred sci's optimal extraction across
+  the simulator's fiber profile (3 e- per pixel over 7.7 effective pixels, ~70 e-^2);
   the multi file holds ``sky_subtracted`` = data - the true sky (a perfect sky model),
   ``sky_spectrum`` = the true sky, ``fiber_to_fiber`` = the true fiber throughput, a 2-D
   ``error`` frame of ones (0 on 0.1 % masked pixels, whose ``sky_subtracted`` is 0), ``chi2`` ~ 1,
@@ -47,7 +48,9 @@ from hetred.virus.ifu import amp_positions
 AMPS = ("LL", "LU", "RL", "RU")
 EXPTIME = 360.0
 READ_NOISE = 3.0
-EXTRACTION_PIXELS = 5
+#: the read noise of hetred sci's optimal extraction across the simulator's fiber profile
+#: (exp(-|y/2.5|^2.5 / 2): 1 / sum P^2 = 7.7 pixels), in effective pixels
+EXTRACTION_PIXELS = 7.7
 LSF_FWHM = 5.5
 MASK_FRACTION = 0.001
 STAR_SEPARATION = 8.0      #: arcsec, stars of an IFU are at least this far apart (Karl merges within 6.5")
