@@ -114,7 +114,7 @@ def test_sclean_fills_masked_pixels_as_karl():
     c[0, 7] = 0.0
     ce[0, 8] = 0.0
     f, fe = c * 2, ce * 3
-    oc, oce, of, ofe = sclean(np.arange(20.0) * 2, [c, ce, f, fe])
+    oc, oce, _, ofe = sclean(np.arange(20.0) * 2, [c, ce, f, fe])
     # pixel 7: nearest good is 6 (ties go low), mean of the non-zero counts within 6 +- 5
     win = [v for v in c[0, 1:12] if v != 0]
     assert oc[0, 7] == pytest.approx(np.mean(win)) and oce[0, 7] == 4.0 and ofe[0, 7] == 12.0

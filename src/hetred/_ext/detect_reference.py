@@ -121,7 +121,7 @@ class _Prepared:
     def grid_sums(self) -> np.ndarray:
         """(n_mu, 3) template sums T1, T2, Ty at every grid centre 3470 + m scan_step (once)."""
         if self._grid is None:
-            mus = GRID0 + self.step * np.arange(int(round((self.x[-1] - GRID0) / self.step)) + 1)
+            mus = GRID0 + self.step * np.arange(round((self.x[-1] - GRID0) / self.step) + 1)
             self._grid = np.array([self.tsums(mu) for mu in mus])
         return self._grid
 

@@ -97,9 +97,13 @@ def completeness(truth: np.ndarray, idx: np.ndarray, wave_bins=((3500, 4000), (4
     return Completeness(s50, w, bins)
 
 
-def purity_curve(sn_search: np.ndarray, sn_negated: np.ndarray, thresholds=np.arange(4.5, 8.01, 0.1)
+THRESHOLDS = np.arange(4.5, 8.01, 0.1)
+
+
+def purity_curve(sn_search: np.ndarray, sn_negated: np.ndarray, thresholds=None
                  ) -> list[tuple[float, int, int, float]]:
-    """[(threshold, N search, N negated, purity)]."""
+    """[(threshold, N search, N negated, purity)] at ``thresholds`` (4.5-8 by 0.1)."""
+    thresholds = THRESHOLDS if thresholds is None else thresholds
     out = []
     for t in thresholds:
         n, m = int(np.sum(sn_search >= t)), int(np.sum(sn_negated >= t))
@@ -153,4 +157,115 @@ def mc_files(red: Path, run: str, slots=None) -> list[Path]:
     for p in sorted(Path(red).glob(f"detect/*/*/{run}/*.mc")):
         if slots is None or int(p.stem.split("_")[2]) in set(slots):
             out.append(p)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# the acceptance run (tests/stages/test_detect_acceptance.py, benchmarks/acceptance_detect.py)
+
+LINE_SLOTS = (53, 63, 73)
+BLANK_SLOTS = (82, 86)
+
+
+def simulate_acceptance(root: Path, seed: int = 15, n_lines: int = 300):
+    """The acceptance shot under ``root``: 300 faint emitters (1e-17 - 3e-16 erg/s/cm², 3550-5450 Å,
+    sigma 1.5-3 Å) in each of ``LINE_SLOTS``, ``BLANK_SLOTS`` blank; returns (layout, shot)."""
+    from hetred.layout import Layout
+    from hetred.sim.detect_shot import simulate_detect_shot
+
+    lay = Layout(Path(root) / "raw", Path(root) / "red")
+    shot = simulate_detect_shot(lay, line_slots=LINE_SLOTS, blank_slots=BLANK_SLOTS, n_lines=n_lines, seed=seed)
+    return lay, shot
+
+
+@dataclass
+class Acceptance:
+    """Every number of issue 15's acceptance for one profile."""
+
+    profile: str
+    completeness: Completeness
+    purity: list[tuple[float, int, int, float]]
+    purity_95: float
+    blank: tuple[int, int]              #: S/N >= 5 in the blank IFUs: search, negated
+    measurement: Measurement
+    seconds: float
+
+    @property
+    def blank_sigma(self) -> float:
+        n, m = self.blank
+        return abs(n - m) / np.sqrt(max(n + m, 1))
+
+    def report(self) -> str:
+        c, m = self.completeness, self.measurement
+        p5 = next(p for t, _, _, p in self.purity if t == 5.0)
+        lines = [f"profile {self.profile} ({self.seconds:.0f} s of detection)",
+                 f"  completeness: f50 / ideal matched-filter flux at S/N 5 = {c.ratio:.3f} (ideal S/N at 50 %: "
+                 f"{c.s50:.2f}, width {c.width:.2f})"]
+        lines += [f"    {lo}-{hi} Å: {n} lines, f50/f_ideal5 = {r:.3f}, median f_ideal5 = {f:.3g} erg/s/cm2"
+                  for lo, hi, n, r, f in c.bins]
+        lines.append(f"  purity at S/N >= 5: {p5:.3f}; 95 % from S/N {self.purity_95}")
+        shown = [f"{t}:{n}/{mm}/{p:.3f}" for t, n, mm, p in self.purity if t in (4.5, 4.8, 5.0, 5.5, 6.0, 7.0)]
+        lines.append("    threshold:search/negated/purity " + "  ".join(shown))
+        lines.append(f"  blank IFUs, S/N >= 5: search {self.blank[0]}, negated {self.blank[1]} "
+                     f"({self.blank_sigma:.2f} Poisson sigma)")
+        lines.append(f"  ideal S/N > 10 ({m.n} lines): flux bias {m.flux_bias:+.4f}; (flux - true)/MC error std "
+                     f"{m.pull_std:.3f}, robust {m.pull_robust:.3f}; |dlambda| median {m.dwave_median:.3f} "
+                     f"(90 % {m.dwave_p90:.3f}) A; position median {m.pos_median:.3f} (90 % {m.pos_p90:.3f}) arcsec; "
+                     f"linewidth ratio {m.sigma_ratio:.3f}")
+        return "\n".join(lines)
+
+
+def run_acceptance(lay, shot, profile: str, extra: dict | None = None) -> Acceptance:
+    """Search and negated search of every IFU with ``profile`` (and settings ``extra``) into
+    ``lay``'s reduction tree (run folders search/negate), then the numbers."""
+    import time
+
+    from hetred.detect.run import DetectUnit, run_detect
+    from hetred.detect.settings import DetectSettings
+
+    settings = DetectSettings.from_config({"fwhm": shot.scene.fwhm, **(extra or {})}, profile=profile)
+    t0 = time.perf_counter()
+    for slot in LINE_SLOTS + BLANK_SLOTS:
+        for mode in ("search", "negate"):
+            run_detect(lay, DetectUnit(shot.datevobs, slot, mode), settings)
+    seconds = time.perf_counter() - t0
+    red = lay.red
+    det = read_mc(mc_files(red, "search", LINE_SLOTS))
+    neg = read_mc(mc_files(red, "negate", LINE_SLOTS))
+    idx = match(det, shot.lines)
+    curve = purity_curve(det["sn"], neg["sn"])
+    bs = read_mc(mc_files(red, "search", BLANK_SLOTS))
+    bn = read_mc(mc_files(red, "negate", BLANK_SLOTS))
+    return Acceptance(profile, completeness(shot.lines, idx), curve, purity_threshold(curve),
+                      (int(np.sum(bs["sn"] >= 5)), int(np.sum(bn["sn"] >= 5))), measurement(det, shot.lines, idx),
+                      seconds)
+
+
+def continuum_acceptance(root: Path, profile: str = "hdr2.1", seed: int = 21, extra: dict | None = None,
+                         g_range=(17.0, 21.5), n_stars: int = 10, slots=(53, 63)) -> list[tuple[float, int, float]]:
+    """Stars (``n_stars`` per IFU, g uniform in ``g_range``, >= 8" apart) in a shot simulated at the
+    level of the multi files, ``hetred continuum`` on it: per star (g, times found within 2", offset
+    of the nearest source in arcsec)."""
+    from hetred.detect.continuum import ContinuumUnit, run_continuum
+    from hetred.detect.settings import DetectSettings
+    from hetred.layout import Layout
+    from hetred.sim.detect_shot import simulate_detect_shot
+
+    lay = Layout(Path(root) / "raw", Path(root) / "red")
+    if not (Path(root) / "stars.npy").exists():
+        shot = simulate_detect_shot(lay, line_slots=(), blank_slots=slots, n_lines=0, n_stars=n_stars,
+                                    star_slots=slots, g_range=g_range, seed=seed)
+        np.save(Path(root) / "stars.npy", shot.stars)
+        (Path(root) / "meta.txt").write_text(f"{shot.datevobs} {shot.scene.fwhm}\n")
+    stars = np.load(Path(root) / "stars.npy")
+    datevobs, fwhm = (Path(root) / "meta.txt").read_text().split()
+    settings = DetectSettings.from_config({"fwhm": float(fwhm), **(extra or {})}, profile=profile)
+    run_continuum(lay, ContinuumUnit(datevobs), settings)
+    rcs = lay.path("continuum_rcs", month=datevobs[:6], datevobs=datevobs).read_text().splitlines()
+    found = np.array([[float(ln.split()[1]), float(ln.split()[2])] for ln in rcs if ln.strip()]).reshape(-1, 2)
+    cosd = np.cos(np.radians(np.mean(stars["dec"])))
+    out = []
+    for s in stars:
+        d = 3600 * np.hypot((found[:, 0] - s["ra"]) * cosd, found[:, 1] - s["dec"]) if len(found) else np.zeros(0)
+        out.append((float(s["g"]), int(np.sum(d < 2.0)), float(d.min()) if d.size else np.inf))
     return out

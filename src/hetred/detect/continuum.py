@@ -30,7 +30,7 @@ import numpy as np
 from hetred.detect import formats as F
 from hetred.detect.inputs import read_dithall
 from hetred.detect.loading import fiber_flags, load_fibers
-from hetred.detect.measure import position_weights, raw_xy, sky_distance
+from hetred.detect.measure import position_weights, raw_xy
 from hetred.detect.psf import PsfModel, amplitude_grid, lookup, tangent, untangent
 from hetred.detect.search import raster
 from hetred.detect.settings import STAGE_CONTINUUM, DetectSettings
@@ -248,10 +248,10 @@ def extract(fs, psf: PsfModel, iflag: np.ndarray, x: float, y: float, ra: float,
         ix, iy = raw_xy(fs, int(k), 4505.0)
         rak, deck = float(np.float32(fs.ra[k])), float(np.float32(fs.dec[k]))
         rows.append(F.format_list(F.ListRow(rak, deck, float(fs.xs[k]), float(fs.ys[k]), fs.multifits[k],
-                                            fs.expname[k], sky_distance(rak, deck, ra, dec), 4505.0,
+                                            fs.expname[k], float(np.hypot(fs.x[k] - x, fs.y[k] - y)), 4505.0,
                                             fs.timestamp[k], fs.datevobs[:8], fs.datevobs[9:12], ix, iy,
                                             float(g[j]), int(iflag[k]), 1)))
     return spec_text, "".join(rows)
 
 
-__all__ = ["STAGE_CONTINUUM", "ContinuumUnit", "run_continuum", "bright_fibers", "matchradec2", "dedupe"]
+__all__ = ["STAGE_CONTINUUM", "ContinuumUnit", "bright_fibers", "dedupe", "matchradec2", "run_continuum"]

@@ -17,8 +17,8 @@ to the largest that fits; :func:`fmt_f` counts the clamps.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

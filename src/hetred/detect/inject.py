@@ -65,7 +65,7 @@ def inject(fs: FiberSet, sources: np.ndarray, psf: PsfModel, rng: np.random.Gene
         if near.size == 0:
             continue
         n_in += 1
-        g, fadc, _ = psf.weights(fs.x[near] - sx, fs.y[near] - sy, fs.ux[near], fs.uy[near])
+        _, fadc, _ = psf.weights(fs.x[near] - sx, fs.y[near] - sy, fs.ux[near], fs.uy[near])
         frac = node_interp(fadc)                                          # (m, 1036) with ADR and seeing(lambda)
         line = np.exp(-0.5 * ((GRID - wave) / sig) ** 2) / np.sqrt(2 * np.pi * sig * sig) * 2.0
         add_f = flux * 1e17 * frac * line[None, :]                        # 1e-17 erg/s/cm² per 2 Å

@@ -2,8 +2,9 @@
 hdr2.1/progs/fitradecsp.f lines 359-427, ``writeinfo``; detect_fullsky.md §1.9, §2).
 
 For detection ``nga`` at (x, y, lambda): the fibers within 3.5" get the PSF weights there (fit2d);
-each gives a ``.list`` row (writeinfo: its dithall position, distance, CCD column and row of
-lambda, weight, flag); the weighted spectrum (sumspec) is fitted at lambda (+-50 Å): fit A with
+each gives a ``.list`` row (writeinfo: its dithall position, distance -- on the tangent plane, the
+one that selected it; Karl's formula with cos(dec / 57.3) and float32 coordinates can put a fiber
+just inside 3.5" at 3.505" --, CCD column and row of lambda, weight, flag); the weighted spectrum (sumspec) is fitted at lambda (+-50 Å): fit A with
 sigma fixed at 2.5 Å (unused, as Karl), fit B with sigma free from 2.5 (``.mc`` 17-18), fit C with
 sigma free from 3.0 and 100 Monte-Carlo realisations (``.mc`` 1-12). The ``.spec`` block is the
 weighted spectrum with the unit's ratzero. The highest-weight fiber (the first on ties) names
@@ -16,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hetred.detect.formats import ListRow, McRow
 from hetred.detect.fibers import nint
+from hetred.detect.formats import ListRow, McRow
 from hetred.detect.linefit import FitState, LineFit, fit_line
 from hetred.detect.loading import FiberSet
 from hetred.detect.psf import PsfModel, untangent
@@ -67,11 +68,6 @@ def raw_xy(fs: FiberSet, k: int, wave: float) -> tuple[int, int]:
     return ix, iy
 
 
-def sky_distance(ra1: float, dec1: float, ra0: float, dec0: float) -> float:
-    """writeinfo's distance (arcsec): 3600 sqrt((cos(dec0/57.3) dRA)^2 + dDec^2)."""
-    return float(3600.0 * np.hypot(np.cos(dec0 / 57.3) * (ra1 - ra0), dec1 - dec0))
-
-
 def measure(fs: FiberSet, nga: int, x: float, y: float, wave: float, iflag: np.ndarray, psf: PsfModel,
             state: FitState) -> Measurement:
     """Detection ``nga`` at (x, y) arcsec and ``wave`` Å (module docstring)."""
@@ -90,7 +86,7 @@ def measure(fs: FiberSet, nga: int, x: float, y: float, wave: float, iflag: np.n
             kmax, wmax = j, float(g[j])
         rows.append(ListRow(float(np.float32(fs.ra[k])), float(np.float32(fs.dec[k])), float(fs.xs[k]),
                             float(fs.ys[k]), fs.multifits[k], fs.expname[k],
-                            sky_distance(float(np.float32(fs.ra[k])), float(np.float32(fs.dec[k])), ra, dec),
+                            float(np.hypot(fs.x[k] - x, fs.y[k] - y)),
                             wave, fs.timestamp[k], date, shot, ix, iy, float(g[j]), int(flags[j]), nga))
     spec = weighted_spectrum(g, fadc, fadcw, flags, fs.counts[use], fs.counts_err[use], fs.flux[use],
                              fs.flux_err[use], fs.good[use], fs.rvar[use], s)

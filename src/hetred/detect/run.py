@@ -87,8 +87,8 @@ def unit_seed(unit: DetectUnit, settings: DetectSettings) -> list[int]:
 
 def paths(layout: Layout, fs: FiberSet, mode: str) -> dict[str, Path]:
     """The unit's output files by extension."""
-    fields = dict(month=fs.datevobs[:6], datevobs=fs.datevobs, run=mode, specid=int(fs.specid),
-                  ifuslot=fs.ifuslot, ifuid=fs.ifuid)
+    fields = {"month": fs.datevobs[:6], "datevobs": fs.datevobs, "run": mode, "specid": int(fs.specid),
+              "ifuslot": fs.ifuslot, "ifuid": fs.ifuid}
     return {ext: layout.path(f"detect_{ext}", **fields) for ext in ("mc", "list", "spec", "res")}
 
 

@@ -161,7 +161,8 @@ def _draw_stars(rng, scene_slots, n_stars, g_range, ra0, dec0, pa):
 def simulate_detect_shot(layout, *, night: str = "20180110", obs: int = 7, line_slots=(53,), blank_slots=(63,),
                          n_lines: int = 300, flux_range=(1e-17, 3e-16), wave_range=(3550.0, 5450.0),
                          sigma_range=(1.5, 3.0), n_stars: int = 0, g_range=(17.0, 21.5), star_slots=None,
-                         fwhm: float | None = None, seed: int = 0, write_tarlist: bool = True) -> DetectShot:
+                         fwhm: float | None = None, seed: int = 0, write_tarlist: bool = True,
+                         noise: str = "poisson") -> DetectShot:
     """Write the shot into ``layout`` (module docstring) and return its truth."""
     from astropy.io import fits
 
@@ -242,8 +243,11 @@ def simulate_detect_shot(layout, *, night: str = "20180110", obs: int = 7, line_
                     p = fraction(d[near], scene.fwhm, scene.beta, wave[near])
                     src[near] += spectra.electrons(p * sed, wave[near], disp[near], EXPTIME) * trans * ftf[near]
                 expect = sky + src
-                data = arng.poisson(np.clip(expect, 0, None)).astype(float) + arng.normal(
-                    0.0, READ_NOISE * np.sqrt(EXTRACTION_PIXELS), expect.shape)
+                if noise == "poisson":
+                    data = arng.poisson(np.clip(expect, 0, None)).astype(float)
+                else:                               # Gaussian of the same variance (tests of symmetry)
+                    data = expect + arng.normal(0.0, 1.0, expect.shape) * np.sqrt(np.clip(expect, 0, None))
+                data = data + arng.normal(0.0, READ_NOISE * np.sqrt(EXTRACTION_PIXELS), expect.shape)
                 skysub = data - sky
                 err1d = np.sqrt(var_bg + np.clip(src, 0, None))
                 err2d = np.ones((NCOL, NCOL), np.uint8)
