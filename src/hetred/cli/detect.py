@@ -12,6 +12,7 @@ from hetred.cli.common import (
     parse_slot,
     report_notes,
     report_unit,
+    run_parallel,
     stage_entries,
     status_cell,
     track,
@@ -105,12 +106,10 @@ def command(ctx: click.Context, month: str | None, shot: str | None, ifuslots: t
         click.echo("dry run: nothing written")
         return
     results: list[UnitResult] = []
-    if jobs > 1 and len(units) > 1:
-        from hetred.jobs.workers import process_pool
-        with process_pool(jobs) as pool:
-            futs = [pool.submit(_job, layout, u, settings, overwrite, sources) for u in units]
-            for f in track(futs, "detect", total=len(futs), quiet=quiet):
-                results.append(f.result())
+    if jobs > 1 and len(units) > 1:       # a dead worker fails only its unit (hetred.jobs.pool)
+        from functools import partial
+        job = partial(_job, layout, settings=settings, overwrite=overwrite, sources=sources)
+        results = run_parallel(layout, STAGE, job, units, lambda u: u.unit, jobs, "detect", quiet)
     else:
         for u in track(units, "detect", total=len(units), quiet=quiet):
             results.append(_job(layout, u, settings, overwrite, sources))

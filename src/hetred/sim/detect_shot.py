@@ -152,8 +152,12 @@ def _draw_stars(rng, scene_slots, n_stars, g_range, ra0, dec0, pa):
         g = rng.uniform(*g_range, size=n_stars)
         teff = rng.uniform(4500.0, 8000.0, size=n_stars)
         for k in range(n_stars):
-            rows.append((0, ra[k], dec[k], teff[k], 0.0, g[k], 0.0, 0.0, 0.0, slot.ifuslot, xy[k, 0], xy[k, 1]))
-    arr = np.array(rows, dtype=STAR_DTYPE)
+            rows.append((ra[k], dec[k], teff[k], g[k], slot.ifuslot, xy[k, 0], xy[k, 1]))
+    arr = np.zeros(len(rows), dtype=STAR_DTYPE)      # other magnitudes 0; model -1: a Planck-based SED
+    for k, name in enumerate(("ra", "dec", "teff", "g", "ifuslot", "x_ifu", "y_ifu")):
+        arr[name] = [r[k] for r in rows]
+    arr["g_cat"] = arr["g"]
+    arr["model"] = -1
     arr["id"] = np.arange(1, len(arr) + 1)
     return arr
 
