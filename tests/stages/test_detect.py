@@ -199,10 +199,11 @@ def test_cli_and_slurm_units(shot, tmp_path):
     r = CliRunner().invoke(cli, [*base, "detect", "--shot", s.datevobs, "--dry-run"], catch_exceptions=False)
     assert r.exit_code == 0 and f"{s.datevobs}_053: done (would skip)" in r.output
     assert f"{s.datevobs}_063: to do" in r.output
-    r = CliRunner().invoke(cli, [*base, "detect", "--shot", s.datevobs, "--ifuslot", "063", "--mode", "negate"],
-                           catch_exceptions=False)
+    r = CliRunner().invoke(cli, [*base, "detect", "--shot", s.datevobs, "--ifuslot", "053", "--ifuslot", "063",
+                                 "--mode", "negate", "--jobs", "2"], catch_exceptions=False)   # run_parallel
     assert r.exit_code == 0, r.output
-    assert lay.path("marker_done", stage=STAGE, unit=f"{s.datevobs}_063_negate").exists()
+    for k in ("053", "063"):
+        assert lay.path("marker_done", stage=STAGE, unit=f"{s.datevobs}_{k}_negate").exists()
     from hetred.jobs import registry
     from hetred.lists.tarlist import month_entries
 

@@ -53,31 +53,41 @@ def test_completeness_fixed(results):
     assert c.ratio <= 1.2 and all(r <= 1.2 for _, _, _, r, _ in c.bins), c
 
 
-@pytest.mark.xfail(strict=True, reason="hdr2.1 without error-ratio maps: f50 1.29 x ideal at 3500-4000 Å "
-                                        "(Karl's 3 rn^2 and the 1.04 fallback)")
+@pytest.mark.xfail(strict=True, reason="hdr2.1 without error-ratio maps: f50 1.28 x ideal (1.19-1.32 by "
+                                        "bin; Karl's 3 rn^2 and the 1.04 fallback)")
 def test_completeness_hdr21_every_bin(results):
     c = results["hdr2.1"].completeness
     assert c.ratio <= 1.2 and all(r <= 1.2 for _, _, _, r, _ in c.bins), c
 
 
 @pytest.mark.parametrize("profile", ["hdr2.1", "fixed"])
-def test_wavelength_position_linewidth(results, profile):
+def test_wavelength_and_linewidth(results, profile):
     m = results[profile].measurement
     assert m.n >= 100
-    assert m.dwave_median <= 0.3 and m.pos_median <= 0.3 and abs(m.sigma_ratio - 1) <= 0.1, m
+    assert m.dwave_median <= 0.3 and abs(m.sigma_ratio - 1) <= 0.1, m
+
+
+def test_position_fixed(results):
+    assert results["fixed"].measurement.pos_median <= 0.3, results["fixed"].measurement
+
+
+@pytest.mark.xfail(strict=True, reason="hdr2.1: the ADR weights (g/f/G) move the best position by about twice the "
+                                        "ADR: median offset 0.310\" (seed 15)")
+def test_position_hdr21(results):
+    assert results["hdr2.1"].measurement.pos_median <= 0.3
 
 
 def test_flux_bias_fixed(results):
     assert abs(results["fixed"].measurement.flux_bias) <= 0.03
 
 
-@pytest.mark.xfail(strict=True, reason="hdr2.1: the ADR weights (g/f/G) bias fluxes by -4.6 %")
+@pytest.mark.xfail(strict=True, reason="hdr2.1: the ADR weights (g/f/G) bias fluxes by -5.7 %")
 def test_flux_bias_hdr21(results):
     assert abs(results["hdr2.1"].measurement.flux_bias) <= 0.03
 
 
 @pytest.mark.xfail(strict=True, reason="MC errors perturb the spectrum at the chosen position only (Karl's); "
-                                        "the choice of position adds ~13 % (fixed) to the scatter; at the true "
+                                        "the choice of position adds ~17 % (fixed) to the scatter; at the true "
                                         "positions the ratio is 0.99")
 @pytest.mark.parametrize("profile", ["hdr2.1", "fixed"])
 def test_mc_errors_within_10_percent(results, profile):
