@@ -12,8 +12,9 @@ against the simulator's truth.
 Both use the ``fixed`` profile: the simulator puts the ADR along the IFU x axis (hetdex_api's
 convention), which Karl's STRUCTAZ convention (profile hdr2.1) follows only where the header's
 STRUCTAZ is PA + 180 (the detection preset writes it so; the raw simulator's STRUCTAZ is the
-telescope's). The PSF model is the simulator's: the seeing FWHM of the truth (hetred throughput,
-which measures it, is not in the demo yet) and Moffat beta 3.5 (hetdex_api's; Karl's 3.9 on
+telescope's). The PSF model is the simulator's: the seeing FWHM of the truth (so that these rows
+judge the detection alone; hetred throughput measures it in the demo to ~1 %, and a run without
+``fwhm`` reads its fwhm.out) and Moffat beta 3.5 (hetdex_api's; Karl's 3.9 on
 these data biases fluxes by ~ -3.5 %, docs/stages/detect.md).
 
 The raw shot's 4 bright lines per IFU (1.5e-14 erg/s/cm², for the sci stage's flux test) reach
