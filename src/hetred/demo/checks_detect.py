@@ -5,7 +5,7 @@ against the simulator's truth.
   lines per IFU (``FrameCounts.bright_lines``) must be found, their flux, wavelength and
   position measured;
 * a shot simulated at the level of the multi files (:mod:`hetred.sim.detect_shot`) with 300
-  faint line emitters in IFU 053, a blank IFU 063 and stars (g 17-21) in IFU 073, searched and
+  faint line emitters in each of IFUs 053, 082 and 086, a blank IFU 063 and stars (g 17-21) in IFU 073, searched and
   searched negated (purity), its completeness against the ideal matched filter; its stars for the
   continuum sources.
 
@@ -35,7 +35,9 @@ if TYPE_CHECKING:
     from hetred.demo.result import DemoResult
 
 PRESET = "detect_preset"
-LINE_SLOTS, BLANK_SLOTS, STAR_SLOTS = (53,), (63,), (73,)
+#: three line IFUs (900 lines): ~110 with ideal S/N > 10, so the median flux bias is known to ~1.4 %
+#: (one IFU: 37 lines, +-2.4 %, too few for a 3 % tolerance)
+LINE_SLOTS, BLANK_SLOTS, STAR_SLOTS = (53, 82, 86), (63,), (73,)
 LSF_SIGMA = 5.5 / 2.3548200450309493
 
 
@@ -126,7 +128,7 @@ def check_detect(res: DemoResult) -> list[Check]:
     neg = E.read_mc(E.mc_files(red, "negate", LINE_SLOTS))
     idx = E.match(det, lines)
     comp = E.completeness(lines, idx)
-    rows.append(Check("detect", "preset (300 lines): f50 / ideal matched-filter flux at S/N 5", comp.ratio,
+    rows.append(Check("detect", f"preset ({len(lines)} lines): f50 / ideal matched-filter flux at S/N 5", comp.ratio,
                       "<= 1.2", comp.ratio <= 1.2, ""))
     curve = E.purity_curve(det["sn"], neg["sn"])
     p5 = next(p for t, _, _, p in curve if t == 5.0)
