@@ -41,6 +41,7 @@ FIELD_PATTERNS: dict[str, str] = {
     "unit": r"[^/]+",
     "name": r"[^/]+",
     "angle": r"\d{2}\.\d{3}",
+    "run": r"search|negate|inject",
 }
 
 
@@ -166,6 +167,28 @@ TABLE: tuple[Entry, ...] = (
     Entry("tp_lock", "red", "throughput/{month}/.tables.lock", "lock file: one unit at a time rebuilds the month's tables"),
     # --- steps 14-16, 20: detections, calibrated fibers, full-field sky ---------------------
     Entry("detect_dir", "red", "detect/{month}/{datevobs}", "detection outputs (.mc .list .spec)"),
+    Entry("detect_mc", "red", "detect/{month}/{datevobs}/{run}/{datevobs}_{specid:03d}_{ifuslot:03d}_{ifuid}.mc",
+          "line detections of an IFU with Monte-Carlo errors (fitradecsp mc2.out, FORMAT 1104); run = search, "
+          "negate (the negated data) or inject"),
+    Entry("detect_list", "red", "detect/{month}/{datevobs}/{run}/{datevobs}_{specid:03d}_{ifuslot:03d}_{ifuid}.list",
+          "the fibers of every detection (fitradecsp l2, FORMAT 1203)"),
+    Entry("detect_spec", "red", "detect/{month}/{datevobs}/{run}/{datevobs}_{specid:03d}_{ifuslot:03d}_{ifuid}.spec",
+          "the weighted spectrum of every detection, 1036 rows each (fitradecsp spec.out, FORMAT 1302)"),
+    Entry("detect_res", "red", "detect/{month}/{datevobs}/{run}/{datevobs}_{specid:03d}_{ifuslot:03d}_{ifuid}.res",
+          "every pass-2 maximum: ra dec wave sn chi amp sig con (fitradecsp outbest, FORMAT 1101; optional)"),
+    Entry("detect_sources", "red", "detect/{month}/{datevobs}/inject/sources_{ifuslot:03d}.in",
+          "point-source lines to inject (ra dec wave flux [sigma]; fitradecsp sources.in)"),
+    Entry("continuum_cs", "red", "continuum/{month}/{datevobs}/{datevobs}.cs",
+          "bright fibers of exp01 merged within 6.5\" (matchradec2 radec.out + DATEvOBS)"),
+    Entry("continuum_res", "red", "continuum/{month}/{datevobs}/fitres/{datevobs}_{name}.res",
+          "a continuum source's PSF-fitted position: ra dec chi amp obnum DATEvOBS (rspcs)"),
+    Entry("continuum_rcs", "red", "continuum/{month}/{datevobs}/{datevobs}.rcs",
+          "the continuum sources after de-duplication, one rf1 line each (rext1; col2 ra, col3 dec, col7 "
+          "obnum, col8 DATEvOBS)"),
+    Entry("continuum_spec", "red", "continuum/{month}/{datevobs}/spec/{datevobs}_{name}.spec",
+          "a continuum source's weighted spectrum (FORMAT 1302, src_index 1)"),
+    Entry("continuum_list", "red", "continuum/{month}/{datevobs}/spec/{datevobs}_{name}.list",
+          "a continuum source's fibers (FORMAT 1203)"),
     Entry("calfib", "red", "calfib/{month}/{datevobs}_{specid:03d}_{ifuslot:03d}_{ifuid}_cal.fits",
           "calibrated fibers of an IFU (fitradecsp mode 106): calib, calibe, calib_c, calibe_c, rows exposure, amp, fiber"),
     Entry("fullsky", "red", "fullsky/{month}/d{night}s{obs3}exp{exp:02d}sub.fits", "full-field sky subtracted"),

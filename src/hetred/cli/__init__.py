@@ -17,7 +17,8 @@ from hetred.config import load_config
 from hetred.errors import HetredError
 
 #: subcommand modules, in the order of the process; each defines ``command``
-SUBCOMMANDS = ("tarlist", "bias", "bgmodel", "twical", "flat", "sci", "astrom", "throughput", "calfib", "slurm_gen",
+SUBCOMMANDS = ("tarlist", "bias", "bgmodel", "twical", "flat", "sci", "astrom", "throughput", "calfib", "detect",
+               "continuum", "slurm_gen",
                "run", "simulate", "demo")
 
 EXAMPLES = """
@@ -51,6 +52,9 @@ CODE = {
                    "docs/stages/throughput.md"),
     "calfib": ("src/hetred/calfib/ (run.py: the unit; calibrate.py); src/hetred/io/fiberspec.py",
                "docs/stages/calfib.md"),
+    "detect": ("src/hetred/detect/ (run.py: the unit; loading.py, search.py, measure.py, linefit.py, formats.py); "
+               "src/hetred/_ext/detkern.pyx", "docs/stages/detect.md"),
+    "continuum": ("src/hetred/detect/continuum.py (the unit and Karl's cs/ steps)", "docs/stages/detect.md"),
     "slurm-gen": ("src/hetred/jobs/ (registry.py: stages and order; slurm.py)", "docs/operations.md"),
     "run": ("src/hetred/jobs/ (registry.py, runner.py)", "docs/operations.md"),
     "simulate": ("src/hetred/sim/", "docs/simulator.md"),

@@ -227,6 +227,8 @@ STAGE_FUNCTIONS: dict[str, Callable[["DemoResult"], list[str]]] = {
     "astrom": _calib("stage_astrom", "checks_astrom"),
     "throughput": _calib("stage_throughput", "checks_tp"),
     "calfib": _calib("stage_calfib", "checks_tp"),
+    "detect": _calib("stage_detect", "checks_detect"),
+    "continuum": _calib("stage_continuum", "checks_detect"),
 }
 
 
@@ -255,6 +257,8 @@ CHECKS: dict[str, Callable[["DemoResult"], list[Check]]] = {
     "astrom": _calib("check_astrom", "checks_astrom"),
     "throughput": _calib("check_throughput", "checks_tp"),
     "calfib": _calib("check_calfib", "checks_tp"),
+    "detect": _calib("check_detect", "checks_detect"),
+    "continuum": _calib("check_continuum", "checks_detect"),
 }
 
 

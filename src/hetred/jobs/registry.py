@@ -270,6 +270,22 @@ def _tp_tables(layout: Layout) -> None:
     for d in layout.glob("tp_month"):
         if d.is_dir():
             rebuild_month_tables(layout, d.name)
+def _detect(scope: Scope) -> list[Unit]:
+    """Line detection, one unit per science shot and IFU slot (``hetred detect --shot --ifuslot``)."""
+    from hetred.detect.run import STAGE, DetectUnit
+
+    keys = sorted({(f"{e.night}v{e.obs:03d}", e.ifuslot) for e in scope.entries if e.kind == "sci"
+                   and (not scope.ifuslots or e.ifuslot in scope.ifuslots)})
+    return [Unit(STAGE, DetectUnit(s, k).unit, ("detect", "--shot", s, "--ifuslot", f"{k:03d}"))
+            for s, k in keys if scope.in_scope_shot(s)]
+
+
+def _continuum(scope: Scope) -> list[Unit]:
+    """Continuum sources, one unit per science shot (``hetred continuum --shot``)."""
+    from hetred.detect.settings import STAGE_CONTINUUM
+
+    shots = sorted({f"{e.night}v{e.obs:03d}" for e in scope.entries if e.kind == "sci"})
+    return [Unit(STAGE_CONTINUUM, s, ("continuum", "--shot", s)) for s in shots if scope.in_scope_shot(s)]
 
 
 def _attr(obj: Any, *names: str) -> Any:
@@ -344,6 +360,17 @@ def _optional_stages() -> tuple[StageSpec, ...]:
                          description="one shot and IFU: calibrated fibers (_cal.fits)",
                          settings=_settings("hetred.calfib.settings", "CalfibSettings"), table="calfib",
                          writes=("calfib",)))
+    # residual maps and full-field sky (later stages) fall back as Karl's code does while their
+    # stages do not exist; they join ``needs`` when they land
+    out.append(StageSpec("detect", "detect", _detect, 30.0, needs=("sci", "astrom", "throughput"),
+                         description="one shot and IFU: line search, Monte-Carlo errors, .mc .list .spec",
+                         settings=_settings("hetred.detect.settings", "DetectSettings"), table="detect",
+                         writes=("detect_mc", "detect_list", "detect_spec", "detect_res")))
+    out.append(StageSpec("continuum", "continuum", _continuum, 60.0, needs=("sci", "astrom", "throughput"),
+                         description="one shot: continuum sources (.cs .rcs, spectra)",
+                         settings=_settings("hetred.detect.settings", "DetectSettings"), table="detect",
+                         writes=("continuum_cs", "continuum_res", "continuum_rcs", "continuum_spec",
+                                 "continuum_list")))
     return tuple(out)
 
 
