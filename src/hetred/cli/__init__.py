@@ -17,8 +17,8 @@ from hetred.config import load_config
 from hetred.errors import HetredError
 
 #: subcommand modules, in the order of the process; each defines ``command``
-SUBCOMMANDS = ("tarlist", "bias", "bgmodel", "twical", "flat", "sci", "astrom", "throughput", "calfib", "slurm_gen",
-               "run", "simulate", "demo")
+SUBCOMMANDS = ("tarlist", "bias", "bgmodel", "twical", "flat", "sci", "astrom", "throughput", "calfib", "resmap",
+               "fullsky", "slurm_gen", "run", "simulate", "demo")
 
 EXAMPLES = """
 \b
@@ -51,6 +51,10 @@ CODE = {
                    "docs/stages/throughput.md"),
     "calfib": ("src/hetred/calfib/ (run.py: the unit; calibrate.py); src/hetred/io/fiberspec.py",
                "docs/stages/calfib.md"),
+    "resmap": ("src/hetred/resmap/ (run.py: the unit; combine.py: imcmbext/imcmbchi; stream.py)",
+               "docs/stages/resmap.md"),
+    "fullsky": ("src/hetred/fullsky/ (run.py: the units; vred3.py: the algorithm; addsky.py; formats.py)",
+                "docs/stages/fullsky.md"),
     "slurm-gen": ("src/hetred/jobs/ (registry.py: stages and order; slurm.py)", "docs/operations.md"),
     "run": ("src/hetred/jobs/ (registry.py, runner.py)", "docs/operations.md"),
     "simulate": ("src/hetred/sim/", "docs/simulator.md"),
