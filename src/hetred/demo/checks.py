@@ -209,6 +209,8 @@ STAGE_FUNCTIONS: dict[str, Callable[["DemoResult"], list[str]]] = {
     "astrom": _calib("stage_astrom", "checks_astrom"),
     "throughput": _calib("stage_throughput", "checks_tp"),
     "calfib": _calib("stage_calfib", "checks_tp"),
+    "resmap": _calib("stage_resmap", "checks_fullsky"),
+    "fullsky": _calib("stage_fullsky", "checks_fullsky"),
 }
 
 
@@ -237,6 +239,8 @@ CHECKS: dict[str, Callable[["DemoResult"], list[Check]]] = {
     "astrom": _calib("check_astrom", "checks_astrom"),
     "throughput": _calib("check_throughput", "checks_tp"),
     "calfib": _calib("check_calfib", "checks_tp"),
+    "resmap": _calib("check_resmap", "checks_fullsky"),
+    "fullsky": _calib("check_fullsky", "checks_fullsky"),
 }
 
 

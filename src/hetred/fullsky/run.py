@@ -141,7 +141,10 @@ def run_fullsky(layout: Layout, u: FullskyUnit, settings: FullskySettings | None
     rows = month_entries(layout, u.month) if entries is None else entries
     ex = read_exposure(layout, u.night, u.obs, u.exp, rows, st)
     if not ex.amps:
-        raise HetredError(f"{u.unit}: no science amp of shot {u.datevobs} in the tarlist {u.month}")
+        if not any(e.kind == "sci" and (e.night, e.obs) == (u.night, u.obs) for e in rows):
+            raise HetredError(f"{u.unit}: no science amp of shot {u.datevobs} in the tarlist {u.month}")
+        raise HetredError(f"{u.unit}: no multi file (nor fplane) names the IFUs of shot {u.datevobs} "
+                          f"(run hetred sci --shot {u.datevobs})")
     if all(a.why for a in ex.amps):
         reasons = sorted({a.why for a in ex.amps})
         raise HetredError(f"{u.unit}: no usable amp ({len(ex.amps)} amps; first: {ex.amps[0].name}: {reasons[0]}) "

@@ -85,3 +85,55 @@ def simulate_fiber_exposure(slots: list[FplaneEntry], seed: int = 0, night: str 
     var = variation or SkyVariation()
     amps = [simulate_amp(seed, night, obs, exp, s, amp, var, **kw) for s in slots if s.is_ifu for amp in AMPS]
     return FiberExposure(seed, night, obs, exp, var, amps)
+
+
+def write_exposure(layout, ex: FiberExposure, month: str | None = None) -> list[str]:
+    """Write the exposure where ``hetred sci`` and ``hetred twical`` would have: per amp a multi
+    file with the HDUs the full-field sky reads (``spectrum``, ``wavelength``, ``error1d`` and the
+    header's SPECID, IFUSLOT, IFUID, CALMONTH) and, when missing, the month's calibration library
+    (``fiber_to_fiber``; ``amp_to_amp`` the truth's, status measured). Returns the multi paths."""
+    from astropy.io import fits
+
+    from hetred.fibers.library import amp_to_amp_hdu
+    from hetred.io.atomic import write_fits_atomic
+    from hetred.io.fastfits import write_images
+
+    month = month or ex.night[:6]
+    out = []
+    for a in ex.amps:
+        s = a.slot
+        keys = dict(specid=s.specid, ifuslot=s.ifuslot, ifuid=s.ifuid, amp=a.amp)
+        head = [("SPECID", f"{s.specid:03d}", ""), ("IFUSLOT", f"{s.ifuslot:03d}", ""), ("IFUID", s.ifuid, ""),
+                ("AMP", a.amp, ""), ("CALMONTH", month, "calibration month"), ("EXTNAME", "processed", "")]
+        p = layout.path("multi", night=ex.night, obs=ex.obs, exp=ex.exp, **keys)
+        write_images(p, [(np.zeros((1, 1), np.float32), head),
+                         (a.spectrum, [("EXTNAME", "spectrum", "")]), (a.wave, [("EXTNAME", "wavelength", "")]),
+                         (a.error, [("EXTNAME", "error1d", "")])])
+        out.append(str(p))
+        lib = layout.path("callib", month=month, **keys)
+        if not lib.exists():
+            ph = fits.PrimaryHDU()
+            for k, v in (("SPECID", f"{s.specid:03d}"), ("IFUSLOT", f"{s.ifuslot:03d}"), ("IFUID", s.ifuid),
+                         ("AMP", a.amp), ("MONTH", month)):
+                ph.header[k] = v
+            write_fits_atomic(lib, fits.HDUList([ph, fits.ImageHDU(a.ftf, name="fiber_to_fiber"),
+                                                 amp_to_amp_hdu(a.a2a, 0.0, 1, "measured")]))
+    return out
+
+
+def write_tarlist(layout, exposures: list[FiberExposure], month: str | None = None) -> str:
+    """The month's tarlist of these exposures (one sci line per amp), as ``hetred tarlist`` would
+    list their raw frames; returns its path."""
+    from hetred.io.atomic import write_text_atomic
+    from hetred.layout import format_relative
+
+    month = month or exposures[0].night[:6]
+    lines = []
+    for ex in exposures:
+        stamp = f"{ex.night}T{5 + ex.obs % 10:02d}{(7 * ex.exp) % 60:02d}00.0"
+        for a in ex.amps:
+            lines.append(format_relative("tarlist_line", night=ex.night, obs=ex.obs, exp=ex.exp, stamp=stamp,
+                                         ifuslot=a.slot.ifuslot, amp=a.amp, kind="sci"))
+    path = layout.path("tarlist", month=month)
+    write_text_atomic(path, "\n".join(lines) + "\n")
+    return str(path)
