@@ -15,10 +15,12 @@ Definitions (docs/stages/fullsky.md, resmap.md):
   the input error1d in the same units through the linear interpolation onto the grid, weights
   (1 - t) and t), per amp.
 * **resmap**: the amplitude of the injected pattern in res (least squares: sum res p / sum p^2)
-  and rres's normalisation (NORM) for right errors and for errors wrong by 20 %.
+  and the amp's noise ratio ZNORM (the scatter of sky_subtracted / error1d; Karl's rres NORM is
+  reported beside it) for right errors and for errors wrong by 20 %.
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -159,8 +161,6 @@ def stage_fullsky_wide(res: "DemoResult") -> list[str]:
 
 def shot_truth(layout, night: str, datevobs: str) -> tuple[dict[tuple[int, str], AmpTruth], set[str]]:
     """({(exp, amp name): truth}, amp names a star of the scene reaches) from the shot truth."""
-    import json
-
     t = json.loads(layout.path("truth_shot", night=night, datevobs=datevobs).read_text())
     out = {}
     for r in t.get("sky_variation", {}).get("amps", []):
@@ -172,9 +172,9 @@ def shot_truth(layout, night: str, datevobs: str) -> tuple[dict[tuple[int, str],
 
 def calibration_ratio(layout, month: str, night: str, name: str) -> float:
     """The library's throughput of an amp over the truth's: the median over live fibers and
-    3700-5400 Å of (library ftf x a2a) / (truth FIBER_TO_FIBER x (1 - HALOFRAC) x GAIN_HDR /
-    GAIN_TRU) -- what a sky-level factor measured against the library carries from the
-    calibration."""
+    3700-5400 Å of (library ftf x a2a) / (truth FIBER_TO_FIBER x GAIN_HDR / GAIN_TRU) -- what a
+    sky-level factor measured against the library carries from the calibration (the halo goes with
+    the background models in twilights and science alike)."""
     from astropy.io import fits
 
     from hetred.fibers.library import read_library
@@ -183,8 +183,203 @@ def calibration_ratio(layout, month: str, night: str, name: str) -> float:
     lib = read_library(layout.path("callib", month=month, specid=int(sp), ifuslot=int(slot), ifuid=ifuid, amp=amp))
     with fits.open(layout.path("truth_amp", night=night, ifuslot=int(slot), amp=amp)) as t:
         h = t[0].header
-        true = t["FIBER_TO_FIBER"].data * (1 - float(h["HALOFRAC"])) * float(h["GAIN_HDR"]) / float(h["GAIN_TRU"])
+        true = t["FIBER_TO_FIBER"].data * float(h["GAIN_HDR"]) / float(h["GAIN_TRU"])
         wave = t["WAVELENGTH"].data
     live = ~lib["dead"]
     sel = (wave >= BAND[0]) & (wave <= BAND[1]) & live[:, None] & (true > 0)
     return float(np.median((lib["fiber_to_fiber"] * lib["amp_to_amp"])[sel] / true[sel]))
+
+
+# ------------------------------------------------------------------------------------------------
+# the demo's stages
+
+def _run(layout, stage: str, units, fn) -> tuple[list[str], list]:
+    from hetred.errors import HetredError
+    from hetred.jobs.units import run_unit
+
+    outputs, results = [], []
+    for u in units:
+        r = run_unit(layout, stage, u.unit, lambda u=u: fn(u), overwrite=True)
+        results.append(r)
+        if r.status == "failed":
+            raise HetredError(f"{stage} {u.unit}: {r.message}")
+        if r.outcome is not None:
+            outputs += r.outcome.outputs
+    return outputs, results
+
+
+def stage_resmap(res: "DemoResult") -> list[str]:
+    """resmap on the demo month (one shot: 3 files per amp, fewer than min_files, so every unit is
+    empty and fullsky uses res = 0), then on a month of multi files simulated at the level of the
+    four HDUs it reads (:mod:`hetred.sim.multi_month`, ``RESMAP_SHOTS`` shots: 102 files per amp;
+    one amp with right errors, one with errors 20 % too large, one with noise 20 % above its
+    errors), in ``DIR/resmap``."""
+    from hetred.layout import Layout
+    from hetred.resmap.run import STAGE, resmap_units, run_resmap
+    from hetred.sim.multi_month import Camera, simulate_multi_month
+
+    out, results = _run(res.layout, STAGE, resmap_units(res.layout, res.month),
+                        lambda u: run_resmap(res.layout, u))
+    res.extra["resmap_night"] = [r.status for r in results]
+    lay = Layout(res.root / "resmap" / "raw", res.root / "resmap" / "red")
+    cams = [Camera(320, 53, "020", "LL"), Camera(320, 53, "020", "RU", error_scale=1.2),
+            Camera(322, 63, "062", "LU", noise_scale=1.2)]
+    truth = simulate_multi_month(lay, res.month, cams, RESMAP_SHOTS, seed=res.summary.seed if res.summary else 0)
+    t0 = time.perf_counter()
+    out2, results2 = _run(lay, STAGE, resmap_units(lay, res.month), lambda u: run_resmap(lay, u))
+    res.extra["resmap_month"] = {"layout": lay, "truth": truth, "results": results2, "cameras": cams,
+                                 "seconds": time.perf_counter() - t0}
+    return out + out2
+
+
+def check_resmap(res: "DemoResult") -> list[Check]:
+    from hetred.io.fastfits import read_images
+
+    rows = []
+    night = res.extra.get("resmap_night", [])
+    rows.append(Check("resmap", f"demo night: units empty (3 files per amp < min_files), of {len(night)}",
+                      sum(s == "empty" for s in night), f"= {len(night)}", all(s == "empty" for s in night), "units"))
+    m = res.extra["resmap_month"]
+    lay, truth = m["layout"], m["truth"]
+    worst, norms = 0.0, {}
+    for cam in m["cameras"]:
+        key = (cam.specid, cam.amp)
+        a = read_images(lay.path("resmap_res", month=res.month, specid=cam.specid, amp=cam.amp), ("primary",))[0]
+        p = truth.pattern[key]
+        worst = max(worst, abs(float((a["primary"] * p).sum() / (p * p).sum()) - 1))
+        norms[key] = read_images(lay.path("resmap_rres", month=res.month, specid=cam.specid, amp=cam.amp),
+                                 ("primary",), ("NORM", "ZNORM", "RRESFLAG"))[1]
+    n = len(truth.files[(320, "LL")])
+    rows.append(Check("resmap", f"injected 2 % pattern in res: fitted amplitude / truth - 1, worst of 3 amps "
+                      f"({n} files each)", worst, "<= 0.10", worst <= 0.10))
+    good = norms[(320, "LL")]
+    rows.append(Check("resmap", f"errors right: ZNORM - 1 (rres NORM {good['NORM']:.3f})", abs(good["ZNORM"] - 1),
+                      "<= 0.03", abs(good["ZNORM"] - 1) <= 0.03 and not good["RRESFLAG"]))
+    flagged = sum(bool(norms[k]["RRESFLAG"]) for k in ((320, "RU"), (322, "LU")))
+    rows.append(Check("resmap", "amps with errors 20 % off flagged (RRESFLAG), of 2", flagged, "= 2", flagged == 2,
+                      "amps"))
+    return rows
+
+
+def stage_fullsky(res: "DemoResult") -> list[str]:
+    """fullsky on every exposure of the demo night (``hetred fullsky MONTH``: the exposures, then
+    the fullsky HDU of the shot's _cal.fits when hetred calfib wrote them), and the wide exposure
+    (:func:`stage_fullsky_wide`)."""
+    from hetred.fullsky.run import STAGE, STAGE_ADDSKY, addsky_units, fullsky_units, run_addsky, run_fullsky
+
+    out, results = _run(res.layout, STAGE, fullsky_units(res.layout, month=res.month),
+                        lambda u: run_fullsky(res.layout, u))
+    out2, add = _run(res.layout, STAGE_ADDSKY, addsky_units(res.layout, month=res.month),
+                     lambda u: run_addsky(res.layout, u))
+    res.extra["fullsky_night"] = {"results": results, "addsky": add}
+    stage_fullsky_wide(res)
+    return out + out2
+
+
+def night_metrics(res: "DemoResult") -> dict:
+    """The demo night's exposures against the shot truth (module docstring)."""
+    from hetred.fibers.library import read_library
+    from hetred.fullsky.formats import parse_amp_dat
+    from hetred.fullsky.run import fullsky_units
+    from hetred.fullsky.settings import FullskySettings
+    from hetred.io.fastfits import read_images
+
+    st = FullskySettings()
+    lay = res.layout
+    from hetred.stats import biweight
+
+    out: dict = {"exposures": [], "resid_mean_max": 0.0, "resid_scale": [np.inf, -np.inf], "nc_bad": 0, "nc_amps": 0,
+                 "factor_vs_sci": 0.0}
+    calib: dict[str, float] = {}
+    for u in fullsky_units(lay, month=res.month):
+        truth, starred = shot_truth(lay, u.night, u.datevobs)
+        text = lay.path("fullsky_amp", **u.keys()).read_text()
+        rows = [r for r in parse_amp_dat(text)]
+        for r in rows:
+            if r.name not in calib and r.nlow >= 0:
+                calib[r.name] = calibration_ratio(lay, res.month, u.night, r.name)
+        rec = {r.name: (r.factor, r.w0, r.w1 / 1e3, r.ncont) for r in rows if r.nlow >= 0}
+        tr = {n: t for (e, n), t in truth.items() if e == u.exp}
+        m = compare(rec, tr, calib)
+        clean = [n for n in m.get("names", []) if n not in starred]
+        m["nc_clean_bad"] = sum(rec[n][3] != tr[n].ncont for n in clean)
+        m["nc_clean"] = len(clean)
+        out["exposures"].append(m)
+        sub = read_images(lay.path("fullsky", **u.keys()), ("primary",))[0]["primary"]
+        master = np.loadtxt(lay.path("fullsky_sky", **u.keys()))
+        shot = json.loads(lay.path("truth_shot", night=u.night, datevobs=u.datevobs).read_text())
+        src = {(i["ifuslot"], i["amp"], i["fiber"]) for i in shot["injected"] if i["exp"] == u.exp}
+        for k, r in enumerate(rows):
+            if r.nlow < 0:
+                continue
+            sp, slot, ifuid, amp = r.name.split("_")
+            mp = lay.path("multi", night=u.night, obs=u.obs, exp=u.exp, specid=int(sp), ifuslot=int(slot),
+                          ifuid=ifuid, amp=amp)
+            arr, keys = read_images(mp, ("wavelength", "error1d", "sky_spectrum"), ("CALMONTH",))
+            lib = read_library(lay.path("callib", month=str(keys.get("CALMONTH") or res.month), specid=int(sp),
+                                        ifuslot=int(slot), ifuid=ifuid, amp=amp))
+            # the amp's sky level in sci's own sky model, calibrated as vred3 calibrates, over the master
+            w = arr["wavelength"].astype(np.float64)
+            cal = st.dwave / np.gradient(w, axis=1) / lib["fiber_to_fiber"] / lib["amp_to_amp"]
+            m_at = np.interp(w + r.w0 + r.w1 / 1e3 * (st.w1_pivot - w), master[:, 0], master[:, 1])
+            good = (arr["sky_spectrum"] > 0) & ~lib["dead"][:, None] & (m_at > 0) & (lib["fiber_to_fiber"] >= st.ftf_min)
+            est = float(biweight((arr["sky_spectrum"] * cal / m_at)[good].astype(np.float32))[0])
+            if r.name not in starred:      # a star's wings below the continuum cut lift the amp master
+                out["factor_vs_sci"] = max(out["factor_vs_sci"], abs(r.factor - est))
+            blank = ~lib["dead"] & (np.median(lib["fiber_to_fiber"], axis=1) >= st.ftf_min)
+            for f in range(112):            # no source in the fiber or its neighbours
+                if any((int(slot), amp, g + 1) in src for g in (f - 1, f, f + 1)):
+                    blank[f] = False
+            mean, scale = residual_metrics(sub[112 * k:112 * k + 112], arr["wavelength"], r.w0, r.w1 / 1e3,
+                                           lib["fiber_to_fiber"], lib["amp_to_amp"], arr["error1d"],
+                                           arr["sky_spectrum"], blank, st)
+            out["resid_mean_max"] = max(out["resid_mean_max"], abs(mean))
+            out["resid_scale"] = [min(out["resid_scale"][0], scale), max(out["resid_scale"][1], scale)]
+    return out
+
+
+def check_fullsky(res: "DemoResult") -> list[Check]:
+    rows = []
+    n = night_metrics(res)
+    ex = n["exposures"]
+    fsci = n["factor_vs_sci"]
+    rows.append(Check("fullsky", f"demo night ({len(ex)} exposures x {ex[0]['n']} amps): Factor - the amp's sky level "
+                      "in sci's sky model over the master, worst amp no star reaches", fsci, "<= 0.003", fsci <= 0.003))
+    fmax = max(m["factor_max"] for m in ex)
+    rows.append(Check("fullsky", "demo night: Factor - truth (common scale; sci's amp-level sky is good to ~1 %), worst",
+                      fmax, "<= 0.02", fmax <= 0.02))
+    w0 = float(np.sqrt(np.mean([m["w0_rms"] ** 2 for m in ex])))
+    w1 = float(np.sqrt(np.mean([m["w1_rms"] ** 2 for m in ex])))
+    rows.append(Check("fullsky", "demo night: W0 - truth, rms over amps and exposures (noise-limited)", w0,
+                      "<= 0.05 Å", w0 <= 0.05, "Å"))
+    rows.append(Check("fullsky", "demo night: W1 - truth (x1000), rms (noise-limited)", w1, "<= 0.06", w1 <= 0.06))
+    ncb = sum(m["nc_clean_bad"] for m in ex)
+    rows.append(Check("fullsky", f"demo night: N_c wrong on amps no star reaches (of {sum(m['nc_clean'] for m in ex)})",
+                      ncb, "0", ncb == 0, "amps"))
+    rows.append(Check("fullsky", "demo night: blank fibers' residual / sky, 3700-5400 Å, worst amp",
+                      n["resid_mean_max"], "< 0.5 %", n["resid_mean_max"] < 0.005))
+    lo, hi = n["resid_scale"]
+    rows.append(Check("fullsky", f"demo night: residual scatter / input noise, amps {lo:.3f}..{hi:.3f}",
+                      max(abs(lo - 1), abs(hi - 1)), "<= 0.05", abs(lo - 1) <= 0.05 and abs(hi - 1) <= 0.05))
+    w = res.extra.get("fullsky_wide")
+    if w is not None:
+        m = w["metrics"]
+        label = f"{w['amps']} amps at the fiber level"
+        rows.append(Check("fullsky", f"{label}: Factor - truth, worst", m["factor_max"], "<= 0.003",
+                          m["factor_max"] <= 0.003))
+        rows.append(Check("fullsky", f"{label}: W0 - truth rms (max {m['w0_max']:.3f})", m["w0_rms"], "<= 0.05 Å",
+                          m["w0_rms"] <= 0.05, "Å"))
+        rows.append(Check("fullsky", f"{label}: W1 - truth (x1000) rms (max {m['w1_max']:.3f})", m["w1_rms"],
+                          "<= 0.06", m["w1_rms"] <= 0.06))
+        rows.append(Check("fullsky", f"{label}: N_c wrong (of {m['n']} amps, {m['nc_total']} continuum fibers)",
+                          m["nc_bad"], "0", m["nc_bad"] == 0, "amps"))
+        rows.append(Check("fullsky", f"{label}: blank fibers' residual / sky, worst amp", m["resid_mean_max"],
+                          "< 0.5 %", m["resid_mean_max"] < 0.005))
+        lo, hi = m["resid_scale"]
+        rows.append(Check("fullsky", f"{label}: residual scatter / input noise, amps {lo:.3f}..{hi:.3f}",
+                          max(abs(lo - 1), abs(hi - 1)), "<= 0.05", abs(lo - 1) <= 0.05 and abs(hi - 1) <= 0.05))
+    add = res.extra.get("fullsky_night", {}).get("addsky", [])
+    written = sum(len(r.outcome.outputs) for r in add if r.outcome is not None)
+    rows.append(Check("fullsky", "_cal.fits given their fullsky HDU (0: no calfib in this build)", written, ">= 0",
+                      all(r.status in ("done", "empty") for r in add), "files"))
+    return rows

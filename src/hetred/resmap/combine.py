@@ -16,6 +16,11 @@ imcmbext, per pixel (a fiber row and CCD column of the (112, 1032) fiber arrays)
 
 imcmbchi: ``chi`` = biweight location of the chi2 HDU over the files, values rounding to -666
 left out [imcmbchi:61-72]. Non-finite values are left out everywhere (Karl's data have none).
+
+hetred adds :func:`zscale_block`, the scatter of sky_subtracted / error1d over the files per pixel,
+whose biweight over the normalisation box (``ZNORM``) tells whether an amp's errors are right: rres's
+``NORM`` also carries how much the sky level differs between the files (scale(r) x location(sky) /
+location(err) exceeds 1 by 2-3 % for skies 0.8-1.5 x dark with right errors).
 """
 from __future__ import annotations
 
@@ -29,6 +34,17 @@ F32 = np.float32
 def nuse_of(nfiles: int, fraction: float = 0.2) -> int:
     """imcmbext's nuse = nint(0.2 n) (Fortran nint: halves away from zero)."""
     return int(np.floor(fraction * nfiles + 0.5))
+
+
+def zscale_block(skysub: np.ndarray, err: np.ndarray, nuse: int) -> np.ndarray:
+    """hetred's per-pixel noise ratio: the biweight scale over the files of sky_subtracted / error1d
+    (the same files as imcmbext's r, an error of 0 left out; NaN with nuse or fewer). Unlike rres it
+    does not depend on how the sky level differs between the files."""
+    ok = (skysub != 0) & (err > 0) & np.isfinite(skysub) & np.isfinite(err)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(ok, skysub / np.where(ok, err, 1), np.nan).astype(F32)
+    scl = np.asarray(biweight(z, axis=0)[1], np.float64)
+    return np.where(ok.sum(axis=0) > nuse, scl, np.nan).astype(F32)
 
 
 def imcmbext_block(skysub: np.ndarray, sky: np.ndarray, err: np.ndarray, nuse: int

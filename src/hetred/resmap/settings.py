@@ -29,12 +29,18 @@ class ResmapSettings:
     norm_min: int = 1000
     #: chi2 values that round to this are left out (imcmbchi) [64]
     chi_missing: float = -666.0
-    #: hetred: an amp whose rres normalisation (the biweight of measured / expected noise) is off 1 by
-    #: more than this is flagged (header RRESFLAG, the unit's notes): its errors are wrong
+    #: hetred: an amp whose ZNORM (the biweight over the pixels of the scatter of sky_subtracted / error1d
+    #: over the files) is off 1 by more than this is flagged (header RRESFLAG, the unit's notes): its
+    #: errors are wrong
     rres_flag: float = 0.1
     #: hetred: the memory of the pixel stacks (MB): rows are combined in blocks that fit, so the memory
     #: does not grow with the number of files
     memory_mb: float = 256.0
+    #: hetred: fewer files than this make no map (the unit is empty; fullsky and detect then use Karl's
+    #: fallbacks, res 0 and rres 1.04): a per-pixel biweight of N files has a noise of ~0.1 / sqrt(N) of the
+    #: sky (the noise of one pixel of one fiber over the sky), which a map from a handful of files would add
+    #: to every spectrum it corrects (Karl's maps: 176-537 shots, 3 files each)
+    min_files: int = 30
     #: write the QA PNG of each amp
     qa: bool = True
 
@@ -42,9 +48,10 @@ class ResmapSettings:
     def from_config(cls, values: Mapping[str, Any] | None) -> "ResmapSettings":
         """Settings from a ``[stages.resmap]`` table; unknown keys and bad values are errors."""
         s = cls(**parse_stage_table(cls, values, "stages.resmap"))
-        if s.max_files < 1 or not 0 <= s.use_fraction < 1 or s.memory_mb <= 0 or s.rres_flag <= 0:
+        if (s.max_files < 1 or not 0 <= s.use_fraction < 1 or s.memory_mb <= 0 or s.rres_flag <= 0
+                or s.min_files < 3):
             raise HetredError("[stages.resmap]: need max_files >= 1, 0 <= use_fraction < 1, memory_mb > 0, "
-                              "rres_flag > 0")
+                              "rres_flag > 0, min_files >= 3")
         if len(s.norm_columns) != 2 or len(s.norm_rows) != 2:
             raise HetredError("[stages.resmap]: norm_columns and norm_rows take two values")
         return s
