@@ -32,8 +32,8 @@ def test_master_runs_share_one_point():
 def test_grid_chi2_equals_reference_and_finds_a_shift():
     rng = np.random.default_rng(3)
     wm = np.linspace(3480, 5530, 20000)
-    line = lambda x, c, s, a: a * np.exp(-0.5 * ((x - c) / s) ** 2)     # noqa: E731
-    sky = lambda x: 100 + line(x, 4358.3, 2.3, 80) + line(x, 5460.7, 2.3, 150) + line(x, 4046.6, 2.3, 30)  # noqa: E731
+    line = lambda x, c, s, a: a * np.exp(-0.5 * ((x - c) / s) ** 2)
+    sky = lambda x: 100 + line(x, 4358.3, 2.3, 80) + line(x, 5460.7, 2.3, 150) + line(x, 4046.6, 2.3, 30)
     xm = sky(wm).astype(np.float32)
     x2 = np.sort(rng.uniform(3500, 5500, 5000))
     w0, w1 = 0.3, 0.2e-3

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from hetred.fullsky import vred3 as V
-from hetred.fullsky.settings import FullskySettings, PROFILES
+from hetred.fullsky.settings import PROFILES, FullskySettings
 
 ST = FullskySettings()
 
@@ -103,7 +103,7 @@ def test_getback_and_nlow():
     spec[:, 399:700] = 2.0
     spec[:, 699:1000] = 3.0
     cont = np.zeros(112, bool)
-    sback, nlow = V.getback(spec.astype(np.float32), cont, st)
+    sback, _ = V.getback(spec.astype(np.float32), cont, st)
     # segment biweights (1, 2, 3 with shared end columns) at columns 250, 550, 850, flat beyond
     assert sback[50, 0] == pytest.approx(1.0) and sback[50, 549] == pytest.approx(2.0)
     assert sback[50, 1031] == pytest.approx(3.0) and sback[50, 399] == pytest.approx(1.0 + 150 / 300)

@@ -100,7 +100,7 @@ def command(ctx: click.Context, month: str | None, shot: str | None, exp: int | 
                        "sub.fits, ds9.reg, PNG)")
         for a in add:
             state = "done (would skip)" if is_done(layout, STAGE_ADDSKY, a.unit) and not overwrite else "to do"
-            click.echo(f"{a.unit} addsky: {state}; would append HDU fullsky to calfib/{a.month}/{a.datevobs}_*_cal.fits")
+            click.echo(f"{a.unit}: addsky {state}; would append HDU fullsky to calfib/{a.month}/{a.datevobs}_*_cal.fits")
         click.echo("dry run: nothing written")
         return
     results: list[UnitResult] = []
@@ -134,7 +134,7 @@ def _summary(layout, results, add_results) -> None:
             c, seconds = unit_counts(layout, r)
             row = ["-"] * 7
             if c and "amps" in c:
-                rng = lambda v, f: f"{v[0]:{f}}..{v[1]:{f}}" if v else "-"     # noqa: E731
+                rng = lambda v, f: f"{v[0]:{f}}..{v[1]:{f}}" if v else "-"
                 row = [str(c["amps"]), str(len(c["flagged"])), str(c["red"]), rng(c["factor"], ".3f"),
                        rng(c["w0"], ".2f"), rng(c["scale"], ".1f"), str(c["ncont"])]
             table.add_row(r.unit, *row, f"{seconds:.0f}", status_cell(r.status))

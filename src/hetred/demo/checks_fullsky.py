@@ -136,7 +136,7 @@ def fiber_exposure_metrics(ex, result, st) -> dict:
     return out
 
 
-def stage_fullsky_wide(res: "DemoResult") -> list[str]:
+def stage_fullsky_wide(res: DemoResult) -> list[str]:
     """Simulate the wide exposure (``WIDE_IFUS`` IFUs) at the fiber level and reduce it in memory."""
     from hetred.fullsky.settings import FullskySettings
     from hetred.fullsky.vred3 import AmpInput, reduce_exposure
@@ -208,7 +208,7 @@ def _run(layout, stage: str, units, fn) -> tuple[list[str], list]:
     return outputs, results
 
 
-def stage_resmap(res: "DemoResult") -> list[str]:
+def stage_resmap(res: DemoResult) -> list[str]:
     """resmap on the demo month (one shot: 3 files per amp, fewer than min_files, so every unit is
     empty and fullsky uses res = 0), then on a month of multi files simulated at the level of the
     four HDUs it reads (:mod:`hetred.sim.multi_month`, ``RESMAP_SHOTS`` shots: 102 files per amp;
@@ -232,7 +232,7 @@ def stage_resmap(res: "DemoResult") -> list[str]:
     return out + out2
 
 
-def check_resmap(res: "DemoResult") -> list[Check]:
+def check_resmap(res: DemoResult) -> list[Check]:
     from hetred.io.fastfits import read_images
 
     rows = []
@@ -261,7 +261,7 @@ def check_resmap(res: "DemoResult") -> list[Check]:
     return rows
 
 
-def stage_fullsky(res: "DemoResult") -> list[str]:
+def stage_fullsky(res: DemoResult) -> list[str]:
     """fullsky on every exposure of the demo night (``hetred fullsky MONTH``: the exposures, then
     the fullsky HDU of the shot's _cal.fits when hetred calfib wrote them), and the wide exposure
     (:func:`stage_fullsky_wide`)."""
@@ -276,7 +276,7 @@ def stage_fullsky(res: "DemoResult") -> list[str]:
     return out + out2
 
 
-def night_metrics(res: "DemoResult") -> dict:
+def night_metrics(res: DemoResult) -> dict:
     """The demo night's exposures against the shot truth (module docstring)."""
     from hetred.fibers.library import read_library
     from hetred.fullsky.formats import parse_amp_dat
@@ -338,7 +338,7 @@ def night_metrics(res: "DemoResult") -> dict:
     return out
 
 
-def check_fullsky(res: "DemoResult") -> list[Check]:
+def check_fullsky(res: DemoResult) -> list[Check]:
     rows = []
     n = night_metrics(res)
     ex = n["exposures"]

@@ -76,10 +76,9 @@ def append_fullsky(path: Path, data: np.ndarray, cards: list[tuple[str, object, 
     if len(head) != end:
         raise HetredError(f"{path}: truncated (expected {end} bytes before HDU 4)")
     blocks = image_blocks(data, [("EXTNAME", "fullsky", "full-field sky subtracted (imaddsky)"), *cards], primary=False)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            fh.write(head)
-            fh.writelines(blocks)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(head)
+        fh.writelines(blocks)
     return path
 
 

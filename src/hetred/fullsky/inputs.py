@@ -40,8 +40,8 @@ class AmpId:
         return f"{self.specid:03d}_{self.ifuslot:03d}_{self.ifuid}_{self.amp}"
 
     def keys(self, night: str, obs: int, exp: int) -> dict:
-        return dict(night=night, obs=obs, exp=exp, specid=self.specid, ifuslot=self.ifuslot, ifuid=self.ifuid,
-                    amp=self.amp)
+        return {"night": night, "obs": obs, "exp": exp, "specid": self.specid, "ifuslot": self.ifuslot,
+                "ifuid": self.ifuid, "amp": self.amp}
 
 
 @dataclass

@@ -35,8 +35,16 @@ from hetred.virus.ids import month_of, parse_datevobs
 
 STAGE_ADDSKY = "fullsky-addsky"
 
-__all__ = ["STAGE", "STAGE_ADDSKY", "FullskyUnit", "AddskyUnit", "fullsky_units", "addsky_units",
-           "run_fullsky", "run_addsky"]
+__all__ = [
+    "STAGE",
+    "STAGE_ADDSKY",
+    "AddskyUnit",
+    "FullskyUnit",
+    "addsky_units",
+    "fullsky_units",
+    "run_addsky",
+    "run_fullsky",
+]
 
 
 @dataclass(frozen=True)
@@ -60,7 +68,7 @@ class FullskyUnit:
         return month_of(self.night)
 
     def keys(self) -> dict:
-        return dict(month=self.month, night=self.night, obs3=f"{self.obs:03d}", exp=self.exp)
+        return {"month": self.month, "night": self.night, "obs3": f"{self.obs:03d}", "exp": self.exp}
 
 
 @dataclass(frozen=True)
@@ -171,7 +179,7 @@ def run_fullsky(layout: Layout, u: FullskyUnit, settings: FullskySettings | None
         "w1x1000": _range([1000 * r.w1 for r in good]), "scale": _range([r.scale for r in good]),
         "ncont": int(sum(r.ncont for r in good)), "recentred": int(sum(r.recentred > 0 for r in good)),
         "resmaps": sorted(set(ex.resmaps.values())) if ex.resmaps else ["not used"],
-        "master_points": int(len(res.master_wave)), "profile": st.profile,
+        "master_points": len(res.master_wave), "profile": st.profile,
     }
     notes = {}
     if flagged:

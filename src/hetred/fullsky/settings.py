@@ -5,8 +5,9 @@ names say what each one does. Columns and fibers are 1-based as in the Fortran.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from hetred.config import parse_stage_table
 from hetred.errors import HetredError
@@ -105,7 +106,7 @@ class FullskySettings:
     profile: str = "hetred"
 
     @classmethod
-    def from_config(cls, values: Mapping[str, Any] | None) -> "FullskySettings":
+    def from_config(cls, values: Mapping[str, Any] | None) -> FullskySettings:
         """Settings from a ``[stages.fullsky]`` table; unknown keys and bad values are errors."""
         vals = dict(values or {})
         prof = str(vals.get("profile", "hetred"))

@@ -5,8 +5,9 @@ hetred's streaming and flag choices.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from hetred.config import parse_stage_table
 from hetred.errors import HetredError
@@ -45,7 +46,7 @@ class ResmapSettings:
     qa: bool = True
 
     @classmethod
-    def from_config(cls, values: Mapping[str, Any] | None) -> "ResmapSettings":
+    def from_config(cls, values: Mapping[str, Any] | None) -> ResmapSettings:
         """Settings from a ``[stages.resmap]`` table; unknown keys and bad values are errors."""
         s = cls(**parse_stage_table(cls, values, "stages.resmap"))
         if (s.max_files < 1 or not 0 <= s.use_fraction < 1 or s.memory_mb <= 0 or s.rres_flag <= 0

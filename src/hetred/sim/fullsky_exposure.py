@@ -102,7 +102,7 @@ def write_exposure(layout, ex: FiberExposure, month: str | None = None) -> list[
     out = []
     for a in ex.amps:
         s = a.slot
-        keys = dict(specid=s.specid, ifuslot=s.ifuslot, ifuid=s.ifuid, amp=a.amp)
+        keys = {"specid": s.specid, "ifuslot": s.ifuslot, "ifuid": s.ifuid, "amp": a.amp}
         head = [("SPECID", f"{s.specid:03d}", ""), ("IFUSLOT", f"{s.ifuslot:03d}", ""), ("IFUID", s.ifuid, ""),
                 ("AMP", a.amp, ""), ("CALMONTH", month, "calibration month"), ("EXTNAME", "processed", "")]
         p = layout.path("multi", night=ex.night, obs=ex.obs, exp=ex.exp, **keys)
