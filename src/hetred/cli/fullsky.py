@@ -2,6 +2,8 @@
 (docs/stages/fullsky.md)."""
 from __future__ import annotations
 
+from functools import partial
+
 import click
 from rich.table import Table
 
@@ -12,6 +14,7 @@ from hetred.cli.common import (
     get_config,
     report_notes,
     report_unit,
+    run_parallel,
     stage_entries,
     status_cell,
     track,
@@ -104,12 +107,9 @@ def command(ctx: click.Context, month: str | None, shot: str | None, exp: int | 
         click.echo("dry run: nothing written")
         return
     results: list[UnitResult] = []
-    if jobs > 1 and len(sky) > 1:
-        from hetred.jobs.workers import process_pool
-        with process_pool(jobs) as pool:
-            futs = [pool.submit(_sky_job, layout, u, settings, overwrite) for u in sky]
-            for f in track(futs, "fullsky", total=len(futs), quiet=quiet):
-                results.append(f.result())
+    if jobs > 1 and len(sky) > 1:       # a dead worker fails only its unit (hetred.jobs.pool)
+        job = partial(_sky_job, layout, settings=settings, overwrite=overwrite)
+        results = run_parallel(layout, STAGE, job, sky, lambda u: u.unit, jobs, "fullsky", quiet)
     else:
         for u in track(sky, "fullsky", total=len(sky), quiet=quiet):
             results.append(_sky_job(layout, u, settings, overwrite))

@@ -2,6 +2,8 @@
 (docs/stages/resmap.md)."""
 from __future__ import annotations
 
+from functools import partial
+
 import click
 from rich.table import Table
 
@@ -12,6 +14,7 @@ from hetred.cli.common import (
     get_config,
     report_notes,
     report_unit,
+    run_parallel,
     stage_entries,
     status_cell,
     track,
@@ -78,12 +81,9 @@ def command(ctx: click.Context, month: str, specids: tuple[int, ...], amps: tupl
         click.echo("dry run: nothing written")
         return
     results: list[UnitResult] = []
-    if jobs > 1 and len(units) > 1:
-        from hetred.jobs.workers import process_pool
-        with process_pool(jobs) as pool:
-            futs = [pool.submit(_job, layout, u, settings, overwrite) for u in units]
-            for f in track(futs, "resmap", total=len(futs), quiet=quiet):
-                results.append(f.result())
+    if jobs > 1 and len(units) > 1:       # a dead worker fails only its unit (hetred.jobs.pool)
+        job = partial(_job, layout, settings=settings, overwrite=overwrite)
+        results = run_parallel(layout, STAGE, job, units, lambda u: u.unit, jobs, "resmap", quiet)
     else:
         for u in track(units, "resmap", total=len(units), quiet=quiet):
             results.append(_job(layout, u, settings, overwrite))
