@@ -107,3 +107,16 @@ def test_fullsky_reads_the_map_and_falls_back(month):
     assert path is not None and res.shape == (112, 1032)
     rres, none = read_map(month.layout, "rres", MONTH, 999, "LL")
     assert none is None and (rres == np.float32(1.04)).all()
+
+
+def test_cli_jobs_runs_units_in_worker_processes(month):
+    """``hetred resmap --jobs 2`` (hetred.cli.common.run_parallel): every unit done, table printed."""
+    from click.testing import CliRunner
+
+    from hetred.cli import cli
+
+    lay = month.layout
+    r = CliRunner().invoke(cli, ["--raw", str(lay.raw), "--red", str(lay.red), "resmap", MONTH, "--specid", "320",
+                                 "--jobs", "2", "--overwrite"])
+    assert r.exit_code == 0, r.output
+    assert "201801_320LL" in r.output and "201801_320RU" in r.output and "failed" not in r.output
