@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hetred.demo.result import Check
+from hetred.io.fastfits import scan
 
 if TYPE_CHECKING:
     from hetred.demo.result import DemoResult
@@ -379,7 +380,13 @@ def check_fullsky(res: DemoResult) -> list[Check]:
         rows.append(Check("fullsky", f"{label}: residual scatter / input noise, amps {lo:.3f}..{hi:.3f}",
                           max(abs(lo - 1), abs(hi - 1)), "<= 0.05", abs(lo - 1) <= 0.05 and abs(hi - 1) <= 0.05))
     add = res.extra.get("fullsky_night", {}).get("addsky", [])
-    written = sum(len(r.outcome.outputs) for r in add if r.outcome is not None)
-    rows.append(Check("fullsky", "_cal.fits given their fullsky HDU (0: no calfib in this build)", written, ">= 0",
-                      all(r.status in ("done", "empty") for r in add), "files"))
+    cals = list(res.layout.glob("calfib"))
+    with_hdu = sum(1 for p in cals if [h["name"] for h in scan(p)][4:] == ["fullsky"])
+    if not cals:        # calfib not run (--stages without it): nothing to append to
+        rows.append(Check("fullsky", "_cal.fits given their fullsky HDU: not run (no hetred calfib)", 0, "-", True,
+                          "files"))
+    else:
+        rows.append(Check("fullsky", f"_cal.fits with 5 HDUs, the 5th fullsky (of {len(cals)} hetred calfib wrote)",
+                          with_hdu, f"= {len(cals)}", with_hdu == len(cals)
+                          and all(r.status in ("done", "empty") for r in add), "files"))
     return rows
