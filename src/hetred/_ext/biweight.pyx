@@ -103,6 +103,13 @@ cdef void _medmad(const float* x, Py_ssize_t n, Py_ssize_t s, float* med,
 
 cdef void biwgt(float* x, Py_ssize_t n, float* loc, float* scale) noexcept nogil:
     """Karl's ``biwgt`` on ``x[0:n]`` (finite values); sorts x in place."""
+    if n >= 3:
+        _sort(x, n)
+    biwgt_sorted(x, n, loc, scale)
+
+
+cdef void biwgt_sorted(const float* x, Py_ssize_t n, float* loc, float* scale) noexcept nogil:
+    """:func:`biwgt` on ``x[0:n]`` already sorted ascending (finite values)."""
     cdef float xbl, xmed, xmad, cmad, cmadsq, delta, lo, hi
     cdef double sum1, sum2, t0, t1, cmad_d, cmadsq_d
     cdef Py_ssize_t i, icnt
@@ -122,7 +129,6 @@ cdef void biwgt(float* x, Py_ssize_t n, float* loc, float* scale) noexcept nogil
         scale[0] = fabsf(lo - xbl)
         return
 
-    _sort(x, n)
     _medmad(x, n, 1, &xmed, &xmad)
     if xmad < <float>1.0e-6 * (<float>1.0 if fabsf(xmed) < <float>1.0 else fabsf(xmed)):
         loc[0] = xmed

@@ -18,8 +18,7 @@ from hetred.errors import HetredError
 
 #: subcommand modules, in the order of the process; each defines ``command``
 SUBCOMMANDS = ("tarlist", "bias", "bgmodel", "twical", "flat", "sci", "astrom", "throughput", "calfib", "detect",
-               "continuum", "slurm_gen",
-               "run", "simulate", "demo")
+               "continuum", "resmap", "fullsky", "slurm_gen", "run", "simulate", "demo")
 
 EXAMPLES = """
 \b
@@ -55,6 +54,10 @@ CODE = {
     "detect": ("src/hetred/detect/ (run.py: the unit; loading.py, search.py, measure.py, linefit.py, formats.py); "
                "src/hetred/_ext/detkern.pyx", "docs/stages/detect.md"),
     "continuum": ("src/hetred/detect/continuum.py (the unit and Karl's cs/ steps)", "docs/stages/detect.md"),
+    "resmap": ("src/hetred/resmap/ (run.py: the unit; combine.py: imcmbext/imcmbchi; stream.py)",
+               "docs/stages/resmap.md"),
+    "fullsky": ("src/hetred/fullsky/ (run.py: the units; vred3.py: the algorithm; addsky.py; formats.py)",
+                "docs/stages/fullsky.md"),
     "slurm-gen": ("src/hetred/jobs/ (registry.py: stages and order; slurm.py)", "docs/operations.md"),
     "run": ("src/hetred/jobs/ (registry.py, runner.py)", "docs/operations.md"),
     "simulate": ("src/hetred/sim/", "docs/simulator.md"),

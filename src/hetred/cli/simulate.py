@@ -33,6 +33,7 @@ Examples:
   hetred --raw sim/raw simulate --truth sim/truth --scale full --dry-run   # 78 IFUs: the plan only
   hetred --raw sim/raw simulate --truth sim/truth --solar sun_use.dat --seed 7
   hetred --raw sim/raw simulate --truth sim/truth --optics-family edge   # edge-steepening optics
+  hetred --raw sim/raw simulate --truth sim/truth --sky-variation   # sky level/wavelength per amp
 """
 
 
@@ -57,12 +58,15 @@ Examples:
 @click.option("--optics-family", type=click.Choice(CHOICES), default="classic", show_default=True,
               help="How wavelength, trace, profile and LSF vary along the slit (docs/simulator.md): "
                    "classic polynomials, or poly, edge, piecewise, sine; mixed: one per amp from the seed.")
+@click.option("--sky-variation", is_flag=True,
+              help="The sky of each amp differs (level 0.9-1.1, W0 +-0.5 A, W1 +-0.3e-3, 0-10 continuum "
+                   "fibers), as hetred fullsky measures it; recorded in the shot truth (docs/simulator_sky.md).")
 @click.option("--overwrite", is_flag=True, help="Replace tars that already exist.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (observations, exposures, members); write nothing.")
 @click.pass_context
 def command(ctx: click.Context, nights: str | None, truth: Path | None, scale: str, ifuslots: str | None,
             n_ifus: int | None, zro, drk, flt, hg, cd, twi, shots, seed: int, solar: Path | None,
-            optics_family: str, overwrite: bool, dry_run: bool) -> None:
+            optics_family: str, sky_variation: bool, overwrite: bool, dry_run: bool) -> None:
     """Simulate raw VIRUS nights: tars in the real layout under the raw root, truth elsewhere.
 
     NIGHTS is YYYYMMDD, a range YYYYMMDD-YYYYMMDD or a comma list (default: the preset's).
@@ -78,7 +82,10 @@ def command(ctx: click.Context, nights: str | None, truth: Path | None, scale: s
     except ValueError as err:
         raise HetredError(str(err)) from None
     frames = {k: v for k, v in dict(zro=zro, drk=drk, flt=flt, hg=hg, cd=cd, twi=twi).items() if v is not None}
-    plan = plan_archive(nights, slots, n_ifus, frames, shots, seed, scale, solar, optics_family)
+    from hetred.sim.skyvar import SkyVariation
+
+    plan = plan_archive(nights, slots, n_ifus, frames, shots, seed, scale, solar, optics_family,
+                        SkyVariation() if sky_variation else None)
     truth_root = truth if truth is not None else Path(cfg.raw).resolve().parent / "truth"
     layout = Layout(cfg.raw, cfg.red, truth_root)
     check_roots(layout)

@@ -229,6 +229,8 @@ STAGE_FUNCTIONS: dict[str, Callable[["DemoResult"], list[str]]] = {
     "calfib": _calib("stage_calfib", "checks_tp"),
     "detect": _calib("stage_detect", "checks_detect"),
     "continuum": _calib("stage_continuum", "checks_detect"),
+    "resmap": _calib("stage_resmap", "checks_fullsky"),
+    "fullsky": _calib("stage_fullsky", "checks_fullsky"),
 }
 
 
@@ -259,6 +261,8 @@ CHECKS: dict[str, Callable[["DemoResult"], list[Check]]] = {
     "calfib": _calib("check_calfib", "checks_tp"),
     "detect": _calib("check_detect", "checks_detect"),
     "continuum": _calib("check_continuum", "checks_detect"),
+    "resmap": _calib("check_resmap", "checks_fullsky"),
+    "fullsky": _calib("check_fullsky", "checks_fullsky"),
 }
 
 

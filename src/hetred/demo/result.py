@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hetred.layout import Layout
 
@@ -35,6 +35,8 @@ class DemoResult:
     checks: list[Check] = field(default_factory=list)
     products: dict[str, list[str]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    #: what a stage hands to its checks beyond the products (e.g. measures of an in-memory run)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:

@@ -9,14 +9,20 @@ from hetred.demo import checks
 from hetred.demo.result import DemoResult
 from hetred.errors import HetredError
 from hetred.layout import Layout
-from hetred.sim import simulate_archive
+from hetred.sim import SkyVariation, simulate_archive
 
 #: the stages the demo runs, in the order of the process: (name, function(result) -> products)
 Stage = Callable[[DemoResult], list[str]]
 
 
+#: the demo night's sky differs between amps in level and wavelength (hetred fullsky); no continuum
+#: fibers: fixed in the IFU, they would be stars to the astrometry (the fiber-level exposure of the
+#: fullsky demo stage and the stage tests have them)
+DEMO_SKY = SkyVariation(continuum=(0, 0))
+
+
 def _simulate(res: DemoResult, seed: int) -> list[str]:
-    res.summary = simulate_archive(res.layout, scale="demo", seed=seed, overwrite=True)
+    res.summary = simulate_archive(res.layout, scale="demo", seed=seed, overwrite=True, sky_variation=DEMO_SKY)
     return [str(p) for p in res.summary.tars]
 
 

@@ -286,6 +286,32 @@ def _continuum(scope: Scope) -> list[Unit]:
 
     shots = sorted({f"{e.night}v{e.obs:03d}" for e in scope.entries if e.kind == "sci"})
     return [Unit(STAGE_CONTINUUM, s, ("continuum", "--shot", s)) for s in shots if scope.in_scope_shot(s)]
+def _resmap(scope: Scope) -> list[Unit]:
+    """Residual-map units, one per camera amp (SPECID x amp) of the month's science exposures
+    (SPECID from the nights' fplanes, else the multi files); monthly, narrowed by IFU slots only."""
+    from hetred.resmap.run import STAGE, resmap_units
+
+    rows = [e for e in scope.entries if e.kind == "sci" and (not scope.ifuslots or e.ifuslot in scope.ifuslots)]
+    return [Unit(STAGE, u.unit, ("resmap", scope.month, "--specid", f"{u.specid:03d}", "--amp", u.amp))
+            for u in resmap_units(scope.layout, scope.month, entries=rows)]
+
+
+def _fullsky(scope: Scope) -> list[Unit]:
+    """Full-field sky units, one per science exposure (all IFUs)."""
+    from hetred.fullsky.run import STAGE, fullsky_units
+
+    return [Unit(STAGE, u.unit, ("fullsky", "--shot", u.datevobs, "--exp", str(u.exp), "--step", "sky"))
+            for u in fullsky_units(scope.layout, month=scope.month, entries=scope.entries)
+            if scope.in_scope_shot(u.datevobs)]
+
+
+def _fullsky_addsky(scope: Scope) -> list[Unit]:
+    """The fullsky HDU of the calibrated-fiber files, one unit per science shot."""
+    from hetred.fullsky.run import STAGE_ADDSKY, addsky_units
+
+    return [Unit(STAGE_ADDSKY, u.unit, ("fullsky", "--shot", u.datevobs, "--step", "addsky"))
+            for u in addsky_units(scope.layout, month=scope.month, entries=scope.entries)
+            if scope.in_scope_shot(u.datevobs)]
 
 
 def _attr(obj: Any, *names: str) -> Any:
@@ -360,8 +386,6 @@ def _optional_stages() -> tuple[StageSpec, ...]:
                          description="one shot and IFU: calibrated fibers (_cal.fits)",
                          settings=_settings("hetred.calfib.settings", "CalfibSettings"), table="calfib",
                          writes=("calfib",)))
-    # residual maps and full-field sky (later stages) fall back as Karl's code does while their
-    # stages do not exist; they join ``needs`` when they land
     out.append(StageSpec("detect", "detect", _detect, 30.0, needs=("sci", "astrom", "throughput"),
                          description="one shot and IFU: line search, Monte-Carlo errors, .mc .list .spec",
                          settings=_settings("hetred.detect.settings", "DetectSettings"), table="detect",
@@ -371,6 +395,17 @@ def _optional_stages() -> tuple[StageSpec, ...]:
                          settings=_settings("hetred.detect.settings", "DetectSettings"), table="detect",
                          writes=("continuum_cs", "continuum_res", "continuum_rcs", "continuum_spec",
                                  "continuum_list")))
+    out.append(StageSpec("resmap", "resmap", _resmap, 60.0, needs=("sci",),
+                         description="one camera amp over the month: res, sres, rres, chi maps",
+                         settings=_settings("hetred.resmap.settings", "ResmapSettings"), table="resmap",
+                         writes=("resmap_res", "resmap_sres", "resmap_rres", "resmap_chi", "resmap_png")))
+    out.append(StageSpec("fullsky", "fullsky", _fullsky, 120.0, needs=("sci", "twical-a2a", "resmap"),
+                         description="one science exposure (all IFUs): vred3, amp.dat, sky.dat, sub.fits",
+                         settings=_settings("hetred.fullsky.settings", "FullskySettings"), table="fullsky",
+                         writes=("fullsky", "fullsky_amp", "fullsky_sky", "fullsky_ds9", "fullsky_png")))
+    out.append(StageSpec("fullsky-addsky", "fullsky", _fullsky_addsky, 60.0, needs=("fullsky", "calfib"),
+                         description="one shot: the fullsky HDU of each _cal.fits (imaddsky)",
+                         writes=("calfib",)))
     return tuple(out)
 
 

@@ -15,6 +15,8 @@ Modules (docs/simulator.md documents every physics and truth item with its sourc
 * :mod:`~hetred.sim.optics`: traces, fiber profile, halo, wavelength, throughput;
 * :mod:`~hetred.sim.spectra`: lamps, Sun, night sky, throughput curve, photon conversion;
 * :mod:`~hetred.sim.sky`, :mod:`~hetred.sim.photometry`: the astronomical scene of a shot;
+* :mod:`~hetred.sim.skyvar`: the sky differing between amps (level, wavelength, continuum fibers);
+  :mod:`~hetred.sim.fullsky_exposure`: one exposure at the level of the extracted fibers;
 * :mod:`~hetred.sim.frame`: one amp frame; :mod:`~hetred.sim.header`: the real header template;
 * :mod:`~hetred.sim.archive`, :mod:`~hetred.sim.truth`, :mod:`~hetred.sim.presets`: planning,
   streaming tar writing, truth files, and the demo/month/full presets.
@@ -25,5 +27,7 @@ from __future__ import annotations
 
 from hetred.sim.archive import ArchivePlan, SimSummary, check_roots, plan_archive, simulate_archive
 from hetred.sim.plan import FrameCounts
+from hetred.sim.skyvar import SkyVariation
 
-__all__ = ["ArchivePlan", "FrameCounts", "SimSummary", "check_roots", "plan_archive", "simulate_archive"]
+__all__ = ["ArchivePlan", "FrameCounts", "SimSummary", "SkyVariation", "check_roots", "plan_archive",
+           "simulate_archive"]

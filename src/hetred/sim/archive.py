@@ -29,6 +29,7 @@ from hetred.sim import truth as truth_mod
 from hetred.sim.focalplane import choose_slots
 from hetred.sim.frame import AmpModel, exposure_context
 from hetred.sim.plan import FrameCounts, NightPlan, describe, parse_nights, plan_night
+from hetred.sim.skyvar import SkyVariation
 from hetred.virus.amp import AMPS
 from hetred.virus.coords import DITHERS
 from hetred.virus.fplane import FplaneEntry, write_fplane
@@ -47,6 +48,7 @@ class ArchivePlan:
     scale: str
     solar: Path | None = None
     optics_family: str = "classic"   #: hetred.sim.families: how the optics vary along the slit
+    sky_variation: SkyVariation | None = None   #: hetred.sim.skyvar: the sky differs between amps
 
     @property
     def n_amps(self) -> int:
@@ -121,9 +123,12 @@ class SimSummary:
 def plan_archive(nights: str | list[str] | None = None, ifuslots: list[int] | None = None,
                  n_ifus: int | None = None, frames: FrameCounts | dict | None = None,
                  shots: int | None = None, seed: int = 0, scale: str = "demo",
-                 solar: str | Path | None = None, optics_family: str = "classic") -> ArchivePlan:
+                 solar: str | Path | None = None, optics_family: str = "classic",
+                 sky_variation: SkyVariation | None = None) -> ArchivePlan:
     """The plan of a simulation; explicit arguments override the ``scale`` preset.
-    ``optics_family``: :data:`hetred.sim.families.CHOICES` (how the optics vary along the slit)."""
+    ``optics_family``: :data:`hetred.sim.families.CHOICES` (how the optics vary along the slit);
+    ``sky_variation``: per-amp sky level, wavelength and continuum fibers of the science
+    exposures (:mod:`hetred.sim.skyvar`; None: the same sky in every amp)."""
     pre = presets.get(scale)
     try:
         family = families.check_family(optics_family)
@@ -141,7 +146,8 @@ def plan_archive(nights: str | list[str] | None = None, ifuslots: list[int] | No
         raise HetredError(str(err)) from None
     if solar is not None and not Path(solar).is_file():
         raise HetredError(f"solar spectrum {solar} does not exist")
-    return ArchivePlan(plans, slots, counts, int(seed), scale, Path(solar) if solar else None, family)
+    return ArchivePlan(plans, slots, counts, int(seed), scale, Path(solar) if solar else None, family,
+                       sky_variation)
 
 
 def archive_fplane(slots: list[FplaneEntry]) -> list[FplaneEntry]:
@@ -168,14 +174,17 @@ def simulate_archive(layout: Layout, nights: str | list[str] | None = None,
                      frames: FrameCounts | dict | None = None, shots: int | None = None,
                      seed: int = 0, scale: str = "demo", solar: str | Path | None = None,
                      progress: Progress | None = None, overwrite: bool = False,
-                     plan: ArchivePlan | None = None, optics_family: str = "classic") -> SimSummary:
-    """Simulate raw nights into ``layout.raw`` and their truth into ``layout.truth``.
+                     plan: ArchivePlan | None = None, optics_family: str = "classic",
+                     sky_variation: SkyVariation | None = None) -> SimSummary:
+    """Simulate raw nights into ``layout.raw`` and their truth into ``layout.truth``
+    (``sky_variation``: :mod:`hetred.sim.skyvar`, recorded in each shot's truth).
 
     Returns a :class:`SimSummary`. Raises :class:`HetredError` on a bad request, a truth root
     inside the raw root, or an existing tar (unless ``overwrite``).
     """
     check_roots(layout)
-    plan = plan or plan_archive(nights, ifuslots, n_ifus, frames, shots, seed, scale, solar, optics_family)
+    plan = plan or plan_archive(nights, ifuslots, n_ifus, frames, shots, seed, scale, solar, optics_family,
+                                sky_variation)
     if not overwrite:
         for n in plan.nights:
             for o in n.observations:
@@ -211,12 +220,13 @@ def _simulate_night(layout: Layout, plan: ArchivePlan, night: NightPlan, summary
         scenes[o.obs] = sky.make_shot_scene(seeds.rng(seed, seeds.SCENE, night=night.night, obs=o.obs),
                                             night.night, o.obs, slots, ra0=o.ra0, dec0=o.dec0,
                                             bright_lines=o.bright_lines)
-    contexts = [exposure_context(seed, e, o, scenes.get(o.obs), solar_arr)
+    contexts = [exposure_context(seed, e, o, scenes.get(o.obs), solar_arr, plan.sky_variation)
                 for o in night.observations for e in o.exposures]
     t_night = almanac.night_start(night.night)
     injected: dict[int, list[dict]] = defaultdict(list)
     line_truth: dict[int, list[dict]] = defaultdict(list)
     cosmics: dict[int, list[tuple]] = defaultdict(list)
+    skyvar_truth: dict[int, list[dict]] = defaultdict(list)
     amps_json = {}
     with contextlib.ExitStack() as stack:
         tars = {}
@@ -256,6 +266,10 @@ def _simulate_night(layout: Layout, plan: ArchivePlan, night: NightPlan, summary
                                                     "electrons": round(float(out.injected[f]), 1)})
                     if out.cosmics is not None:
                         cosmics[e.obs].append((e.exp, slot.ifuslot, amp, *out.cosmics))
+                    if ctx.skyvar is not None:
+                        from hetred.sim.skyvar import truth_record
+
+                        skyvar_truth[e.obs].append(truth_record(model.amp_sky(ctx), e.exp, slot, amp))
                     for k, fibers, elec in out.lines or ():
                         for f, el in zip(fibers, elec):
                             if el > 0.5:
@@ -274,7 +288,8 @@ def _simulate_night(layout: Layout, plan: ArchivePlan, night: NightPlan, summary
     summary.n_tars += len(night.observations)
     _write_night_truth(layout, plan, night, contexts, amps_json)
     for o in night.shots:
-        _write_shot_truth(layout, plan, night, o, scenes[o.obs], contexts, injected[o.obs], line_truth[o.obs])
+        _write_shot_truth(layout, plan, night, o, scenes[o.obs], contexts, injected[o.obs], line_truth[o.obs],
+                          skyvar_truth[o.obs])
         truth_mod.write_cosmics(layout.path("truth_cosmics", night=night.night, datevobs=o.datevobs),
                                 cosmics[o.obs])
         summary.shots.append(o.datevobs)
@@ -302,7 +317,8 @@ def _write_night_truth(layout: Layout, plan: ArchivePlan, night: NightPlan, cont
 
 
 def _write_shot_truth(layout: Layout, plan: ArchivePlan, night: NightPlan, o, scene, contexts,
-                      injected: list[dict], line_truth: list[dict] | None = None) -> None:
+                      injected: list[dict], line_truth: list[dict] | None = None,
+                      skyvar_truth: list[dict] | None = None) -> None:
     from hetred.sim import sky
 
     dvo = o.datevobs
@@ -321,4 +337,9 @@ def _write_shot_truth(layout: Layout, plan: ArchivePlan, night: NightPlan, o, sc
         "line_electrons_meaning": "per emission-line source (id of 'lines'), exposure and fiber: the "
                                   "line's electrons summed over columns (before noise), > 0.5 e-",
     })
+    if plan.sky_variation is not None:
+        from hetred.sim.skyvar import TRUTH_MEANING
+
+        data["sky_variation"] = {"settings": plan.sky_variation.as_dict(), "meaning": TRUTH_MEANING,
+                                 "amps": sorted(skyvar_truth or [], key=lambda r: (r["exp"], r["multiframe"]))}
     write_json_atomic(layout.path("truth_shot", night=night.night, datevobs=dvo), data)

@@ -55,10 +55,11 @@ class ExposureContext:
     level: float = 0.0              #: flt/cmp/twi peak electrons; sci sky factor
     scene: object | None = None     #: sky.ShotScene for science exposures
     solar: np.ndarray | None = None  #: solar spectrum on spectra.FINE (twilight)
+    skyvar: object | None = None    #: skyvar.SkyVariation: the sky differs between amps (sci)
 
 
 def exposure_context(seed: int, e: Exposure, o: Observation, scene=None,
-                     solar: np.ndarray | None = None) -> ExposureContext:
+                     solar: np.ndarray | None = None, skyvar=None) -> ExposureContext:
     r = seeds.rng(seed, seeds.EXPOSURE, night=e.night, obs=e.obs, exp=e.exp, ifuslot=999)
     level = {"flt": lambda: r.uniform(*FLAT_PEAK), "cmp": lambda: r.uniform(*ARC_PEAK),
              "twi": lambda: r.uniform(*TWI_PEAK)}.get(e.kind, lambda: 0.0)()
@@ -69,7 +70,7 @@ def exposure_context(seed: int, e: Exposure, o: Observation, scene=None,
     if scene is not None:
         pointing = (scene.header_ra, scene.header_dec, scene.header_pa)
     values = hdr.exposure_values(seed, e, o, pointing)
-    return ExposureContext(e, o, values, float(level), scene, solar)
+    return ExposureContext(e, o, values, float(level), scene, solar, skyvar if e.kind == "sci" else None)
 
 
 @dataclass
@@ -135,14 +136,35 @@ class AmpModel:
                      / spectra.throughput(4600.0) * (o.dwave / 2.0))
             return self._nominal_scale(ctx.level) * shape * o.ftf, None
         if e.kind == "sci":
-            sky = self._sky_rate() * (ctx.level * e.exptime)
+            extra = None
+            if ctx.skyvar is not None:      # this amp's sky level, wavelength and continuum fibers
+                from hetred.sim import skyvar
+
+                a = self.amp_sky(ctx)
+                sky = skyvar.sky_rate(o, a.w0, a.w1) * (a.factor * ctx.level * e.exptime)
+                tr = float(ctx.scene.transparency[e.exp - 1]) if ctx.scene is not None else 1.0
+                extra = skyvar.continuum_electrons(o, a, e.exptime, tr)
+            else:
+                sky = self._sky_rate() * (ctx.level * e.exptime)
             src = self._sources(ctx)
+            if extra is not None:
+                src = extra if src is None else src + extra
             total = sky * o.ftf
             if src is not None:
                 src = src * o.ftf
                 total = total + src
             return total, src
         raise ValueError(f"unknown exposure kind {e.kind!r}")
+
+    def amp_sky(self, ctx: ExposureContext):
+        """This amp's draw of the exposure's sky variation (``skyvar.AmpSky``), or None."""
+        if ctx.skyvar is None:
+            return None
+        from hetred.sim import skyvar
+
+        e = ctx.exposure
+        return skyvar.draw(self.seed, ctx.skyvar, e.night, e.obs, e.exp, self.slot.ifuslot, self.amp,
+                           self.optics.dead)
 
     def _sky_rate(self) -> np.ndarray:
         """Night-sky electrons per second per fiber and column (before fiber throughput)."""
@@ -284,14 +306,16 @@ def background_adu(model: AmpModel, ctx: ExposureContext) -> np.ndarray:
     return np.ascontiguousarray(ampgeom.deorient(img, model.amp, model.ampname), dtype=np.float32)
 
 
-def night_contexts(seed: int, night_plan, slots, solar: np.ndarray | None = None) -> list[ExposureContext]:
+def night_contexts(seed: int, night_plan, slots, solar: np.ndarray | None = None,
+                   skyvar=None) -> list[ExposureContext]:
     """The exposure contexts of a planned night exactly as :func:`hetred.sim.simulate_archive`
-    builds them (science scenes included), in plan order; for truth checks in tests."""
+    builds them (science scenes and the sky variation included), in plan order; for truth checks
+    in tests."""
     from hetred.sim import sky
 
     scenes = {o.obs: sky.make_shot_scene(seeds.rng(seed, seeds.SCENE, night=night_plan.night, obs=o.obs),
                                          night_plan.night, o.obs, slots, ra0=o.ra0, dec0=o.dec0,
                                          bright_lines=o.bright_lines)
               for o in night_plan.shots}
-    return [exposure_context(seed, e, o, scenes.get(o.obs), solar)
+    return [exposure_context(seed, e, o, scenes.get(o.obs), solar, skyvar)
             for o in night_plan.observations for e in o.exposures]

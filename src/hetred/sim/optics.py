@@ -152,11 +152,14 @@ class Optics:
         return full[HALO_DMAX + 1:HALO_DMAX + 1 + NROWS].astype(np.float32)
 
 
-def build_optics(seed: int, night: str, ifuslot: int, amp: str, family: str = "classic") -> Optics:
+def build_optics(seed: int, night: str, ifuslot: int, amp: str, family: str = "classic",
+                 pixels: bool = True) -> Optics:
     """The optics of one amp: persistent parts keyed by (slot, amp), the night's shifts by night.
 
     ``family``: how trace, profile, wavelength and LSF vary along the slit
-    (:data:`hetred.sim.families.CHOICES`; ``mixed`` picks one per amp from the seed)."""
+    (:data:`hetred.sim.families.CHOICES`; ``mixed`` picks one per amp from the seed).
+    ``pixels=False`` skips the pixel weights (``matrix`` and ``halo`` are None): the fiber-level
+    simulations need only the wavelengths, LSF and throughput (every draw is the same)."""
     r = seeds.rng(seed, seeds.OPTICS, ifuslot=ifuslot, amp=amp)
     rf = seeds.rng(seed, seeds.FAMILY, ifuslot=ifuslot, amp=amp)
     family = families.resolve(family, rf)
@@ -212,12 +215,19 @@ def build_optics(seed: int, night: str, ifuslot: int, amp: str, family: str = "c
     for i, tp in zip(dead, dead_tp):
         ftf[i] *= tp
     halo_frac = float(r.uniform(0.03, 0.04))
+    peak = float(np.diff(profile_cdf(np.array([-0.5, 0.5]), 2.5, 2.5))[0]) * (1 - halo_frac)
+    if not pixels:
+        return Optics(trace=trace, sigma=sigma.astype(np.float32), power=power.astype(np.float32),
+                      coeffs=coeffs, wave=wave, dwave=dwave, fwhm=fwhm, ftf=ftf.astype(np.float32),
+                      dead=[i + 1 for i in dead], dead_throughput=dead_tp, amp2amp=amp2amp,
+                      halo_frac=halo_frac, night_shift_y=shift_y, night_shift_wave=shift_w,
+                      matrix=None, halo=None, peak_frac=peak, family=family,  # type: ignore[arg-type]
+                      family_params={} if slit is None else slit.params)
 
     weights, base_idx = _profile_weights(trace, sigma, power)
     weights *= np.float32(1.0 - halo_frac)
     matrix = _sparse_matrix(weights, base_idx)
     del weights
-    peak = float(np.diff(profile_cdf(np.array([-0.5, 0.5]), 2.5, 2.5))[0]) * (1 - halo_frac)
     return Optics(trace=trace, sigma=sigma.astype(np.float32), power=power.astype(np.float32),
                   coeffs=coeffs, wave=wave, dwave=dwave, fwhm=fwhm, ftf=ftf.astype(np.float32),
                   dead=[i + 1 for i in dead], dead_throughput=dead_tp, amp2amp=amp2amp,

@@ -25,6 +25,8 @@ SCENE = 6           #: the sky scene of a shot
 NIGHT = 7           #: night-wide values (weather, pointings)
 FOCALPLANE = 8      #: synthetic focal-plane values of unknown slots
 FAMILY = 9          #: the optics family's draws of an amp (hetred.sim.families), persistent
+SKYVAR = 10         #: the sky's per-amp differences of a science exposure (hetred.sim.skyvar)
+SKYVAR_NOISE = 11   #: noise of the fiber-level exposures (hetred.sim.fullsky_exposure)
 
 
 def key(purpose: int, night: str | int = 0, obs: int = 0, exp: int = 0, ifuslot: int = 0,
