@@ -17,8 +17,8 @@ from hetred.config import load_config
 from hetred.errors import HetredError
 
 #: subcommand modules, in the order of the process; each defines ``command``
-SUBCOMMANDS = ("tarlist", "bias", "bgmodel", "twical", "flat", "sci", "astrom", "throughput", "calfib", "slurm_gen",
-               "run", "simulate", "demo")
+SUBCOMMANDS = ("tarlist", "bias", "bgmodel", "twical", "flat", "sci", "astrom", "throughput", "calfib", "h5", "spec2d",
+               "slurm_gen", "run", "simulate", "demo")
 
 EXAMPLES = """
 \b
@@ -51,6 +51,9 @@ CODE = {
                    "docs/stages/throughput.md"),
     "calfib": ("src/hetred/calfib/ (run.py: the unit; calibrate.py); src/hetred/io/fiberspec.py",
                "docs/stages/calfib.md"),
+    "h5": ("src/hetred/h5/ (run.py: the units; shot.py, survey.py, fiberindex.py, detect.py; schema.py: "
+           "h5tools' tables)", "docs/stages/h5.md"),
+    "spec2d": ("src/hetred/h5/spec2d.py (units in src/hetred/h5/run.py)", "docs/stages/spec2d.md"),
     "slurm-gen": ("src/hetred/jobs/ (registry.py: stages and order; slurm.py)", "docs/operations.md"),
     "run": ("src/hetred/jobs/ (registry.py, runner.py)", "docs/operations.md"),
     "simulate": ("src/hetred/sim/", "docs/simulator.md"),

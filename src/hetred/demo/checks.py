@@ -209,6 +209,8 @@ STAGE_FUNCTIONS: dict[str, Callable[["DemoResult"], list[str]]] = {
     "astrom": _calib("stage_astrom", "checks_astrom"),
     "throughput": _calib("stage_throughput", "checks_tp"),
     "calfib": _calib("stage_calfib", "checks_tp"),
+    "h5": _calib("stage_h5", "checks_h5"),
+    "spec2d": _calib("stage_spec2d", "checks_h5"),
 }
 
 
@@ -237,6 +239,8 @@ CHECKS: dict[str, Callable[["DemoResult"], list[Check]]] = {
     "astrom": _calib("check_astrom", "checks_astrom"),
     "throughput": _calib("check_throughput", "checks_tp"),
     "calfib": _calib("check_calfib", "checks_tp"),
+    "h5": _calib("check_h5", "checks_h5"),
+    "spec2d": _calib("check_spec2d", "checks_h5"),
 }
 
 

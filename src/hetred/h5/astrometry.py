@@ -34,7 +34,12 @@ GETOFF_NAMES = ["xoffset", "yoffset", "ra_dex", "dec_dex", "ra_cat", "dec_cat", 
 
 
 class Notes(list):
-    """What was left out (one line each), reported as the unit's warnings."""
+    """What was left out (one line each), reported as the unit's warnings; ``seen``: every
+    product looked for (the unit's depends)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
 
     def missing(self, what: str, path: Path | str | None) -> None:
         self.append(f"no {what}" + (f" ({path})" if path else " (its stage has not run)"))
@@ -72,7 +77,7 @@ def write_astrometry(f: tb.File, layout: Layout, datevobs: str, settings: H5Sett
     qa = f.create_table(g, "QA", description(qa_cols), "Quality Assessment", filters=settings.filters("QA"))
     nv = f.create_table(g, "NominalVals", description(nv_cols), "Nominal Values", filters=settings.filters("NV"))
 
-    p = inputs.optional(layout, "astrom_fplane", datevobs=datevobs)
+    p = inputs.optional(layout, "astrom_fplane", notes.seen, datevobs=datevobs)
     if p is None:
         notes.missing("fplane of the astrometry", None)
     else:
@@ -81,17 +86,17 @@ def write_astrometry(f: tb.File, layout: Layout, datevobs: str, settings: H5Sett
 
     k = 1
     for exp in EXPOSURES:
-        png = inputs.optional(layout, "sci_fplane_png", night=night, obs=obs, obs3=f"{obs:03d}", exp=exp)
+        png = inputs.optional(layout, "sci_fplane_png", notes.seen, night=night, obs=obs, obs3=f"{obs:03d}", exp=exp)
         if png is not None:
             _array(f, coadd, f"png_exp{k:02d}", inputs.image_png(png), {"CLASS": "IMAGE", "filename": str(png)},
                    settings)
             k += 1
 
-    mch_p = inputs.optional(layout, "astrom_mch", datevobs=datevobs)
+    mch_p = inputs.optional(layout, "astrom_mch", notes.seen, datevobs=datevobs)
     mch = inputs.read_mch(mch_p) if mch_p is not None else []
     if mch_p is None:
         notes.missing("all.mch", None)
-    norm_p = inputs.optional(layout, "astrom_norm", datevobs=datevobs)
+    norm_p = inputs.optional(layout, "astrom_norm", notes.seen, datevobs=datevobs)
     norm = inputs.read_numbers(norm_p, "exposure normalisation") if norm_p is not None else []
     if norm_p is None:
         notes.missing("norm.dat", None)
@@ -101,7 +106,7 @@ def write_astrometry(f: tb.File, layout: Layout, datevobs: str, settings: H5Sett
         ex = f"exp{exp:02d}"
         nvr = np.zeros(1, dtype=dtype(nv_cols))
         nvr["expnum"] = exp
-        rp = inputs.optional(layout, "astrom_radec2_exp", datevobs=datevobs, exp=exp)
+        rp = inputs.optional(layout, "astrom_radec2_exp", notes.seen, datevobs=datevobs, exp=exp)
         if rp is not None:
             nvr["ra"], nvr["dec"], nvr["parangle"] = inputs.read_numbers(rp, "exposure pointing", 3)[:3]
         if idx < len(norm):
@@ -110,24 +115,24 @@ def write_astrometry(f: tb.File, layout: Layout, datevobs: str, settings: H5Sett
             nvr["als_filename"] = mch[idx][0].encode()[:23]
             nvr["x_dither_pos"], nvr["y_dither_pos"] = mch[idx][1], mch[idx][2]
         nv_rows.append(nvr)
-        mp = inputs.optional(layout, "astrom_match_png", datevobs=datevobs, exp=exp)
+        mp = inputs.optional(layout, "astrom_match_png", notes.seen, datevobs=datevobs, exp=exp)
         if mp is not None:
             _array(f, coadd, f"match_{ex}", inputs.image_png(mp), {"CLASS": "IMAGE", "filename": str(mp)}, settings)
-        gp = inputs.optional(layout, "astrom_getoff", datevobs=datevobs, exp=exp)
+        gp = inputs.optional(layout, "astrom_getoff", notes.seen, datevobs=datevobs, exp=exp)
         if gp is not None and gp.stat().st_size > 0:
             _table(f, offs_g, ex, inputs.ascii_table(gp, GETOFF_NAMES), "", settings,
                    {"filename": "getoff_exp??.out"})
-        dp = inputs.optional(layout, "astrom_dith", datevobs=datevobs, exp=exp)
+        dp = inputs.optional(layout, "astrom_dith", notes.seen, datevobs=datevobs, exp=exp)
         if dp is not None:
             _dithall(f, dith_g, ex, dp, settings)
-        g2 = inputs.optional(layout, "astrom_getoff2", datevobs=datevobs, exp=exp)
+        g2 = inputs.optional(layout, "astrom_getoff2", notes.seen, datevobs=datevobs, exp=exp)
         if g2 is not None:
             v = inputs.read_numbers(g2, "offset fit", 5)
             qar = np.zeros(1, dtype=qa.dtype)
             qar["expnum"] = exp
             qar["xoffset"], qar["yoffset"], qar["xrms"], qar["yrms"], qar["nstars"] = v[:5]
             qa_rows.append(qar)
-        xy = inputs.optional(layout, "astrom_xy", datevobs=datevobs, exp=exp)
+        xy = inputs.optional(layout, "astrom_xy", notes.seen, datevobs=datevobs, exp=exp)
         if xy is not None and xy.stat().st_size > 0:
             _table(f, match_g, ex, inputs.ascii_table(xy), "", settings, {"filename": "xy_exp??.dat"})
     if qa_rows:
@@ -151,7 +156,7 @@ def write_astrometry(f: tb.File, layout: Layout, datevobs: str, settings: H5Sett
 
 
 def _star_catalog(f: tb.File, g: Any, layout: Layout, datevobs: str, settings: H5Settings, notes: Notes) -> None:
-    p = inputs.optional(layout, "astrom_catalog", datevobs=datevobs)
+    p = inputs.optional(layout, "astrom_catalog", notes.seen, datevobs=datevobs)
     if p is None:
         notes.missing("star catalogue of the astrometry", None)
         return
@@ -207,7 +212,7 @@ def write_calibration(f: tb.File, layout: Layout, datevobs: str, settings: H5Set
     g = f.create_group(f.root, "Calibration", "HETDEX Calibration Info")
     gt = f.create_group(g, "Throughput", "Throughput Curve")
     out: dict[str, Any] = {}
-    tp = inputs.optional(layout, "throughput", month=month, datevobs=datevobs)
+    tp = inputs.optional(layout, "throughput", notes.seen, month=month, datevobs=datevobs)
     if tp is None:
         notes.missing("response curve (sedtp_f.dat)", None)
     else:
@@ -218,13 +223,13 @@ def write_calibration(f: tb.File, layout: Layout, datevobs: str, settings: H5Set
             out["response_4540"] = float(arr["throughput"][at][0])
         else:
             notes.append(f"response curve {tp} has no 4540 A row: response_4540 NaN")
-    png = inputs.optional(layout, "tp_png", month=month, datevobs=datevobs)
+    png = inputs.optional(layout, "tp_png", notes.seen, month=month, datevobs=datevobs)
     if png is not None:
         _array(f, gt, "tp_png", inputs.image_png(png), {"CLASS": "IMAGE"}, settings)
-    fw = inputs.optional(layout, "tp_fwhm_all", month=month)
+    fw = inputs.optional(layout, "tp_fwhm_all", notes.seen, month=month)
     row = inputs.read_fwhm_all(fw, datevobs) if fw is not None else None
     if row is None:
-        one = inputs.optional(layout, "tp_fwhm", month=month, datevobs=datevobs)
+        one = inputs.optional(layout, "tp_fwhm", notes.seen, month=month, datevobs=datevobs)
         if one is not None:
             v = inputs.read_numbers(one, "FWHM file", 3)
             row = (v[0], v[1], int(v[2]))

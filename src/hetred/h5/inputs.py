@@ -27,12 +27,15 @@ N_EXP = 3
 WAVE_RECT = 3470.0 + 2.0 * np.arange(1036)
 
 
-def optional(layout: Layout, key: str, **fields: Any) -> Path | None:
-    """The path of ``key`` if the layout knows the key with these fields and the file exists."""
+def optional(layout: Layout, key: str, seen: list[str] | None = None, **fields: Any) -> Path | None:
+    """The path of ``key`` if the layout knows the key with these fields and the file exists;
+    ``seen`` collects every path looked for (present or not: the unit's depends)."""
     try:
         p = layout.path(key, **fields)
     except LayoutError:
         return None
+    if seen is not None:
+        seen.append(str(p))
     return p if p.exists() else None
 
 

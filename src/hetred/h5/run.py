@@ -31,7 +31,7 @@ from hetred.virus.ids import month_of, parse_datevobs
 
 __all__ = ["STAGE_SHOT", "STAGE_SURVEY", "STAGE_FIBERINDEX", "STAGE_DETECT", "STAGE_DETECT_MERGE", "ShotUnit",
            "shot_units", "run_h5_shot", "run_h5_survey", "run_h5_fiberindex", "run_h5_detect",
-           "run_h5_detect_merge", "shot_files", "detect_ifus"]
+           "run_h5_detect_merge", "shot_files", "detect_ifus", "run_spec2d", "run_spec2d_merge"]
 
 
 @dataclass(frozen=True)
@@ -63,10 +63,12 @@ def shot_units(layout: Layout, month: str | None = None, shot: str | None = None
     return [ShotUnit(s) for s in sorted({f"{e.night}v{e.obs:03d}" for e in entries if e.kind == "sci"})]
 
 
-def _outcome(path: Path, warnings: list[str], counts: dict, used: list[str], extra: list[Path] = ()) -> UnitOutcome:
+def _outcome(path: Path, warnings: list[str], counts: dict, used: list[str], extra: list[Path] = (),
+             depends: list[str] | None = None, notes: dict[str, list[str]] | None = None) -> UnitOutcome:
     c = dict(counts)
     c["warnings"] = list(warnings)
-    return UnitOutcome(outputs=[str(path)] + [str(p) for p in extra], inputs=used, counts=c)
+    return UnitOutcome(outputs=[str(path)] + [str(p) for p in extra], inputs=used, counts=c,
+                       depends=list(depends if depends is not None else used), notes=dict(notes or {}))
 
 
 def run_h5_shot(layout: Layout, datevobs: str, settings: H5Settings | None = None) -> UnitOutcome:
@@ -75,7 +77,12 @@ def run_h5_shot(layout: Layout, datevobs: str, settings: H5Settings | None = Non
 
     st = settings or H5Settings()
     res = write_shot(layout, datevobs, st, out=layout.path("h5_shot", name=st.release, datevobs=datevobs))
-    return _outcome(res.path, res.warnings, res.counts, res.inputs)
+    return _outcome(res.path, res.warnings, res.counts, res.inputs, depends=res.depends, notes=res.notes)
+
+
+def _shot_dir(layout: Layout, st: H5Settings) -> Path:
+    """The folder of the release's shot files (its mtime changes when a shot file appears)."""
+    return layout.path("h5_shot", name=st.release, datevobs="00000000v000").parent
 
 
 def shot_files(layout: Layout, settings: H5Settings) -> list[Path]:
@@ -91,7 +98,8 @@ def run_h5_survey(layout: Layout, settings: H5Settings | None = None) -> UnitOut
     files = shot_files(layout, st)
     res = write_survey(files, layout.path("h5_survey", name=st.release),
                        layout.path("h5_flux_limits", name=st.release), st)
-    return _outcome(res.path, res.warnings, {"shots": len(res.shots)}, [str(p) for p in files], [res.flim_path])
+    return _outcome(res.path, res.warnings, {"shots": len(res.shots)}, [str(p) for p in files], [res.flim_path],
+                    depends=[str(p) for p in files] + [str(_shot_dir(layout, st))])
 
 
 def run_h5_fiberindex(layout: Layout, settings: H5Settings | None = None) -> UnitOutcome:
@@ -104,7 +112,7 @@ def run_h5_fiberindex(layout: Layout, settings: H5Settings | None = None) -> Uni
                             layout.path("h5_fibermask", name=st.release, mask=st.mask_file), st)
     warn = [f"{res.no_radec} fibers without RA/Dec (healpix 0, flag false)"] if res.no_radec else []
     return _outcome(res.path, warn, {"shots": len(res.shots), "fibers": res.rows}, [str(p) for p in files],
-                    [res.mask_path])
+                    [res.mask_path], depends=[str(p) for p in files] + [str(_shot_dir(layout, st))])
 
 
 def detect_ifus(layout: Layout, month: str) -> list:
@@ -138,8 +146,10 @@ def run_h5_detect(layout: Layout, month: str, settings: H5Settings | None = None
     stat = layout.path("h5_ifustat", name=st.release, month=month)
     write_text_atomic(stat, "ampid ndet ndetsel\n" + "".join(f"{a} {n} {k}\n" for a, n, k in res.ifustat))
     used = [str(p) for x in ifus for p in (x.mc, x.list, x.spec)]
+    month_dir = layout.path("detect_dir", month=month, datevobs="00000000v000").parent
     return _outcome(path, warnings + res.warnings, {"detections": res.detections, "candidates": res.candidates,
-                                                     "fibers": res.fibers, "ifus": len(ifus)}, used, [stat])
+                                                     "fibers": res.fibers, "ifus": len(ifus)}, used, [stat],
+                    depends=used + [str(month_dir)] + sorted({str(x.mc.parent) for x in ifus}))
 
 
 def run_h5_detect_merge(layout: Layout, settings: H5Settings | None = None) -> UnitOutcome:
@@ -149,8 +159,10 @@ def run_h5_detect_merge(layout: Layout, settings: H5Settings | None = None) -> U
     st = settings or H5Settings()
     files = sorted(layout.glob("h5_detect_month", name=st.release), key=lambda p: p.name)
     res = merge_detect(files, layout.path("h5_detect", name=st.release), st, title=_title(st))
+    months = layout.path("h5_detect_month", name=st.release, month="000000").parent
     return _outcome(res.path, res.warnings, {"detections": res.detections, "fibers": res.fibers,
-                                             "months": len(files)}, [str(p) for p in files])
+                                             "months": len(files)}, [str(p) for p in files],
+                    depends=[str(p) for p in files] + [str(months)])
 
 
 def _title(st: H5Settings) -> str:
@@ -159,3 +171,43 @@ def _title(st: H5Settings) -> str:
 
 def month_of_shot(datevobs: str) -> str:
     return month_of(parse_datevobs(datevobs)[0])
+
+
+def detect_file_for(layout: Layout, datevobs: str, settings: H5Settings) -> Path:
+    """The detect file spec2d reads for a shot: the release's merged file, else its month's."""
+    merged = layout.path("h5_detect", name=settings.release)
+    if merged.exists():
+        return merged
+    month = layout.path("h5_detect_month", name=settings.release, month=month_of_shot(datevobs))
+    if month.exists():
+        return month
+    raise HetredError(f"no detect file for {datevobs}: neither {merged} nor {month} (run hetred h5 detect)")
+
+
+def run_spec2d(layout: Layout, datevobs: str, settings: H5Settings | None = None) -> UnitOutcome:
+    """get_spec2D's products for the detections of one shot."""
+    from hetred.h5.spec2d import write_spec2d
+    from hetred.virus.ids import shotid
+
+    st = settings or H5Settings()
+    night, obs = parse_datevobs(datevobs)
+    shot = layout.path("h5_shot", name=st.release, datevobs=datevobs)
+    if not shot.exists():
+        raise HetredError(f"no shot file {shot} (run hetred h5 shot --shot {datevobs})")
+    det = detect_file_for(layout, datevobs, st)
+    sid = shotid(night, obs)
+    res = write_spec2d(shot, det, sid, layout.path("spec2d", name=st.release, shotid=sid), st.spec2d_width,
+                       st.spec2d_height, st)
+    return _outcome(res.path, res.warnings, {"detections": res.detections, "width": st.spec2d_width,
+                                             "height": st.spec2d_height}, [str(shot), str(det)])
+
+
+def run_spec2d_merge(layout: Layout, settings: H5Settings | None = None) -> UnitOutcome:
+    """Every shot's im2D file of the release, merged."""
+    from hetred.h5.spec2d import merge_spec2d
+
+    st = settings or H5Settings()
+    files = sorted(layout.glob("spec2d", name=st.release), key=lambda p: p.name)
+    res = merge_spec2d(files, layout.path("spec2d_merged", name=st.release), st)
+    return _outcome(res.path, res.warnings, {"detections": res.detections, "shots": len(files)},
+                    [str(p) for p in files])

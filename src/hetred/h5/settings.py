@@ -49,8 +49,9 @@ class H5Settings:
     flim_beta: float = 3.5
     #: FWHM (arcsec) for the flux limit when the shot has none
     flim_fwhm: float = 1.8
-    #: fibers of an amp (VIRUS: 112)
-    n_fibers: int = 112
+    #: hetred spec2d: cut-outs of spec2d_width CCD columns x spec2d_height rows (get_spec2D -dx -dy)
+    spec2d_width: int = 100
+    spec2d_height: int = 9
 
     def __post_init__(self) -> None:
         if self.schema not in SCHEMAS:
@@ -59,6 +60,8 @@ class H5Settings:
             raise HetredError(f"[stages.h5]: compress = {self.compress!r}: choose {', '.join(COMPRESS)}")
         if self.detectid_base < 0:
             raise HetredError("[stages.h5]: detectid_base must be >= 0")
+        if not (1 <= self.spec2d_width <= 1032 and 1 <= self.spec2d_height <= 1032):
+            raise HetredError("[stages.h5]: spec2d_width and spec2d_height must be 1-1032 pixels")
         if not self.mask_file or "/" in self.mask_file:
             raise HetredError(f"[stages.h5]: mask_file = {self.mask_file!r} must be a plain file name")
         if not self.release or "/" in self.release:

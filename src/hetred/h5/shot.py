@@ -55,6 +55,8 @@ class ShotResult:
     counts: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     inputs: list[str] = field(default_factory=list)
+    depends: list[str] = field(default_factory=list)   #: every product looked for, present or not
+    notes: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _ifu_groups(amps: list[inputs.AmpFile]) -> Iterator[tuple[tuple[int, int], list[inputs.AmpFile]]]:
@@ -65,8 +67,8 @@ def _ifu_groups(amps: list[inputs.AmpFile]) -> Iterator[tuple[tuple[int, int], l
 class _CalCache:
     """The calibrated fibers of one IFU and exposure (448 rows per array)."""
 
-    def __init__(self, layout: Layout, month: str, datevobs: str) -> None:
-        self.layout, self.month, self.datevobs = layout, month, datevobs
+    def __init__(self, layout: Layout, month: str, datevobs: str, seen: list[str]) -> None:
+        self.layout, self.month, self.datevobs, self.seen = layout, month, datevobs, seen
         self.missing: set[str] = set()
         self.no_ffsky: set[str] = set()
         self.used: set[str] = set()
@@ -76,7 +78,7 @@ class _CalCache:
         from astropy.io import fits
 
         ifu = f"{a.specid:03d}_{a.ifuslot:03d}_{a.ifuid}"
-        p = inputs.optional(self.layout, "calfib", month=self.month, datevobs=self.datevobs, specid=a.specid,
+        p = inputs.optional(self.layout, "calfib", self.seen, month=self.month, datevobs=self.datevobs, specid=a.specid,
                             ifuslot=a.ifuslot, ifuid=a.ifuid)
         if p is None:
             self.missing.add(ifu)
@@ -182,12 +184,12 @@ def write_shot(layout: Layout, datevobs: str, settings: H5Settings | None = None
     dest = Path(out) if out is not None else layout.path("h5_shot", datevobs=datevobs)
     notes = Notes()
     sid = shotid(night, obs)
-    dith = inputs.optional(layout, "dithall", datevobs=datevobs)
+    dith = inputs.optional(layout, "dithall", notes.seen, datevobs=datevobs)
     coords = inputs.read_dithall(dith) if dith is not None else None
     if coords is None:
         notes.append("no fiber coordinates (dithall.use of hetred astrom): ra, dec, fpx, fpy are NaN")
     headers = _headers(amps)
-    cal = _CalCache(layout, month_of(night), datevobs)
+    cal = _CalCache(layout, month_of(night), datevobs, notes.seen)
     fib_cols, img_cols = columns("fibers", st.schema), columns("images", st.schema)
     idx_cols = columns("shot_fiberindex", st.schema)
     fib_dtype, img_dtype, idx_dtype = dtype(fib_cols), dtype(img_cols), dtype(idx_cols)
@@ -229,7 +231,7 @@ def write_shot(layout: Layout, datevobs: str, settings: H5Settings | None = None
                     del hdus, fib, idx
             products = write_astrometry(f, layout, datevobs, st, notes)
             products.update(write_calibration(f, layout, datevobs, st, notes))
-            rp = inputs.optional(layout, "radec_final", datevobs=datevobs)
+            rp = inputs.optional(layout, "radec_final", notes.seen, datevobs=datevobs)
             if rp is None:
                 notes.append("no shot pointing (radec2_final.dat of hetred astrom): Shot ra, dec, pa are NaN")
             else:
@@ -262,15 +264,20 @@ def write_shot(layout: Layout, datevobs: str, settings: H5Settings | None = None
         finally:
             f.close()
     if cal.missing:
+        res.notes["no calibrated fibers (_cal.fits): calfib columns 0"] = [datevobs]
         notes.append(f"no calibrated fibers (_cal.fits of hetred calfib) for {len(cal.missing)} IFU(s) "
                      f"({', '.join(sorted(cal.missing)[:4])}{' ...' if len(cal.missing) > 4 else ''}): "
                      "calfib, calfibe, calfib_counts, calfibe_counts and the full-sky column are 0")
     if cal.no_ffsky:
+        res.notes["no full-field-sky HDU in _cal.fits: full-sky column 0"] = [datevobs]
         notes.append(f"no full-field-sky HDU in the calibrated fibers of {len(cal.no_ffsky)} IFU(s): "
                      f"{fiber_column('ffsky', st.schema)} is 0")
     if bad_images:
         notes.append(f"{len(bad_images)} image(s) not 1032 x 1032 stored as 0, first: {bad_images[0]}")
+    if coords is None:
+        res.notes["no fiber RA/Dec (dithall.use): ra, dec NaN"] = [datevobs]
     res.warnings = list(notes)
+    res.depends = [str(a.path) for a in amps] + sorted(set(notes.seen))
     res.inputs = [str(a.path) for a in amps] + sorted(cal.used) + ([str(dith)] if dith else [])
     res.counts = {"fibers": int(n_rows), "amps": len(amps), "ifus": n_ifu, "exposures": len(headers),
                   "fluxlimit_4540": flim, "schema": st.schema, "compress": st.compress,
