@@ -29,6 +29,9 @@ def main(root: str, truth_path: str, out_path: str) -> None:
 
     warnings.simplefilter("ignore")
     import numpy as np
+
+    if not hasattr(np, "warnings"):      # numpy >= 1.24: hetdex_api.detections calls np.warnings at import
+        np.warnings = warnings           # (a caller-side shim, hetdex_api_client.md §1.2; no file edited)
     import astropy.units as u
     from astropy.coordinates import SkyCoord
     from hetdex_api.detections import Detections
