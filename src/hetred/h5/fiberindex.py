@@ -24,6 +24,7 @@ import tables as tb
 
 from hetred._version import __version__
 from hetred.errors import HetredError
+from hetred.h5.indexing import create_csindex
 from hetred.h5.schema import columns, description, dtype
 from hetred.h5.settings import H5Settings
 from hetred.io.atomic import atomic_path
@@ -115,19 +116,23 @@ def write_fiber_index(shot_files: list[Path], path: Path, mask_path: Path,
             mt = fm.create_table(fm.root, node, description(mcols), "Fiber Flags" if node == "Flags" else
                                  "Survey Fiber Coord Info", filters=st.filters(node),
                                  expectedrows=max(1, len(shot_files)) * 104832)
+            hpx, ras, sids = [], [], []
             for p in shot_files:
                 rows, dv = _shot_rows(p, out_dtype)
                 t.append(rows)
+                hpx.append(rows["healpix"].copy())
+                ras.append(rows["ra"].copy())
+                sids.append(rows["shotid"].copy())
                 mt.append(_mask_rows(rows, st.schema))
                 res.rows += len(rows)
                 res.no_radec += int(np.sum(~np.isfinite(rows["ra"])))
                 res.shots.append(dv)
             t.flush()
             mt.flush()
-            t.cols.healpix.create_csindex()
-            t.cols.ra.create_csindex()
+            create_csindex(t, "healpix", np.concatenate(hpx))
+            create_csindex(t, "ra", np.concatenate(ras))
             if st.schema == "head":
-                t.cols.shotid.create_csindex()
+                create_csindex(t, "shotid", np.concatenate(sids))
             for x in (t, mt):
                 x.attrs["hetred_version"] = __version__
                 x.flush()

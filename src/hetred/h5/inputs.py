@@ -79,21 +79,40 @@ def amp_files(layout: Layout, night: str, obs: int, n_exp: int = N_EXP) -> list[
     return sorted(out, key=lambda a: (a.exp, a.ifuslot, AMPS.index(a.amp)))
 
 
+#: the multi-file HDUs the shot file takes (lower-case EXTNAMEs; "primary" is the image)
+MULTI_HDUS = ("primary", "error", "clean_image", "ifupos", "chi2", "rms", "spectrum", "wavelength", "trace",
+              "fiber_to_fiber", "error1d", "sky_subtracted", "sky_spectrum")
+
+
 def read_multi(path: Path, images: bool = True) -> tuple[Any, dict[str, np.ndarray]]:
-    """(primary header, {EXTNAME lower case: float32 array}) of a multi file; the primary image
-    is ``image``. ``images`` False leaves the three 1032 x 1032 frames out."""
+    """(primary header values, {EXTNAME lower case: array}) of a multi file; the primary image is
+    ``image``. ``images`` False leaves the three 1032 x 1032 frames out. With hetred's fast FITS
+    reader (:mod:`hetred.io.fastfits`) the header is a dict of CONTID only; else astropy's."""
+    skip = set() if images else {"primary", "error", "clean_image"}
+    want = [n for n in MULTI_HDUS if n not in skip]
+    try:
+        from hetred.io import fastfits
+    except ImportError:
+        fastfits = None
+    if fastfits is not None:
+        try:
+            names = {h["name"] for h in fastfits.scan(path)}
+            arrays, cards = fastfits.read_images(path, [n for n in want if n in names], ["CONTID"])
+            return cards, {("image" if k == "primary" else k): v for k, v in arrays.items()}
+        except (ValueError, KeyError):
+            pass                                 # not a plain image file: astropy below
+        except OSError as err:
+            raise HetredError(f"multi file {path}: cannot read ({err})") from None
     from astropy.io import fits
 
-    skip = set() if images else {"processed", "error", "clean_image"}
     try:
         with fits.open(path, memmap=False) as h:
             header = h[0].header.copy()
             out = {}
             for k, hdu in enumerate(h):
-                name = "processed" if k == 0 else (hdu.name or "").lower()
-                if not name or name in skip or name in ("model2d", "flat", "flat_orig"):
-                    continue
-                out["image" if name == "processed" else name] = np.asarray(hdu.data, dtype=np.float32)
+                name = "primary" if k == 0 else (hdu.name or "").lower()
+                if name in want:
+                    out["image" if name == "primary" else name] = np.asarray(hdu.data, dtype=np.float32)
     except (OSError, ValueError) as err:
         raise HetredError(f"multi file {path}: cannot read ({err})") from None
     return header, out

@@ -34,6 +34,7 @@ from hetred.errors import HetredError
 from hetred.h5 import inputs
 from hetred.h5.astrometry import Notes, write_astrometry, write_calibration
 from hetred.h5.fluxlimit import flux_limit, line_noise
+from hetred.h5.indexing import create_csindex
 from hetred.h5.schema import columns, description, dtype, fiber_column
 from hetred.h5.settings import H5Settings
 from hetred.h5.shotmeta import shot_row
@@ -195,6 +196,9 @@ def write_shot(layout: Layout, datevobs: str, settings: H5Settings | None = None
     fib_dtype, img_dtype, idx_dtype = dtype(fib_cols), dtype(img_cols), dtype(idx_cols)
     res = ShotResult(dest)
     noise: list[np.ndarray] = []
+    ras: list[np.ndarray] = []
+    mfs: list[np.ndarray] = []
+    img_mfs: list[bytes] = []
     ifu_xy: dict[str, np.ndarray] = {}
     bad_images: list[str] = []
     with atomic_path(dest) as tmp:
@@ -220,6 +224,9 @@ def write_shot(layout: Layout, datevobs: str, settings: H5Settings | None = None
                         idx[name] = fib[name]
                     idx_t.append(idx)
                     img_t.append(_image_row(a, header, hdus, img_dtype, bad_images))
+                    ras.append(fib["ra"].copy())
+                    mfs.append(fib["multiframe"].copy())
+                    img_mfs.append(a.multiframe.encode())
                     fib_t.flush()
                     idx_t.flush()
                     img_t.flush()
@@ -252,11 +259,12 @@ def write_shot(layout: Layout, datevobs: str, settings: H5Settings | None = None
             shot_t.attrs["hetred_version"] = __version__
             shot_t.attrs["schema"] = st.schema
             shot_t.flush()
-            fib_t.cols.ra.create_csindex()
-            idx_t.cols.ra.create_csindex()
-            img_t.cols.multiframe.create_csindex()
-            idx_t.cols.multiframe.create_csindex()
-            fib_t.cols.multiframe.create_csindex()
+            ra, mf = np.concatenate(ras), np.concatenate(mfs)
+            create_csindex(fib_t, "ra", ra)
+            create_csindex(idx_t, "ra", ra)
+            create_csindex(img_t, "multiframe", np.array(img_mfs))
+            create_csindex(idx_t, "multiframe", mf)
+            create_csindex(fib_t, "multiframe", mf)
             n_rows = fib_t.nrows
             for t in (fib_t, idx_t, img_t, shot_t):
                 t.flush()

@@ -303,8 +303,8 @@ def simulate_h5_shot(layout: Layout, slots: list[FplaneEntry], seed: int = 1, ni
                 lines.append(TarEntry(night, obs, exp, stamps[exp - 1], slot.ifuslot, amp, "sci").line)
     tl = layout.path("tarlist", month=night[:6])
     tl.parent.mkdir(parents=True, exist_ok=True)
-    old = tl.read_text() if tl.exists() else ""
-    tl.write_text(old + "\n".join(lines) + "\n")
+    old = tl.read_text().splitlines() if tl.exists() else []
+    tl.write_text("\n".join(dict.fromkeys(old + lines)) + "\n")
     if astrometry:
         _astrometry(s, stamps, layout)
     if throughput:
