@@ -42,6 +42,7 @@ FIELD_PATTERNS: dict[str, str] = {
     "unit": r"[^/]+",
     "name": r"[^/]+",
     "angle": r"\d{2}\.\d{3}",
+    "run": r"search|negate|inject",
 }
 
 
@@ -167,12 +168,13 @@ TABLE: tuple[Entry, ...] = (
     Entry("tp_lock", "red", "throughput/{month}/.tables.lock", "lock file: one unit at a time rebuilds the month's tables"),
     # --- steps 14-16, 20: detections, calibrated fibers, full-field sky ---------------------
     Entry("detect_dir", "red", "detect/{month}/{datevobs}", "detection outputs (.mc .list .spec)"),
-    Entry("detect_mc", "red", "detect/{month}/{datevobs}/{datevobs}_{specid:03d}_{ifuslot:03d}_{ifuid}.mc",
-          "line detections of an IFU (fitradecsp mc2.out, format 1104)"),
-    Entry("detect_list", "red", "detect/{month}/{datevobs}/{datevobs}_{specid:03d}_{ifuslot:03d}_{ifuid}.list",
-          "the fibers of each detection (format 1203)"),
-    Entry("detect_spec", "red", "detect/{month}/{datevobs}/{datevobs}_{specid:03d}_{ifuslot:03d}_{ifuid}.spec",
-          "the 1-D spectrum of each detection, 1036 lines each (format 1302)"),
+    Entry("detect_mc", "red", "detect/{month}/{datevobs}/{run}/{datevobs}_{specid:03d}_{ifuslot:03d}_{ifuid}.mc",
+          "line detections of an IFU with Monte-Carlo errors (fitradecsp mc2.out, FORMAT 1104); run = search, "
+          "negate (the negated data) or inject"),
+    Entry("detect_list", "red", "detect/{month}/{datevobs}/{run}/{datevobs}_{specid:03d}_{ifuslot:03d}_{ifuid}.list",
+          "the fibers of every detection (fitradecsp l2, FORMAT 1203)"),
+    Entry("detect_spec", "red", "detect/{month}/{datevobs}/{run}/{datevobs}_{specid:03d}_{ifuslot:03d}_{ifuid}.spec",
+          "the weighted spectrum of every detection, 1036 rows each (fitradecsp spec.out, FORMAT 1302)"),
     Entry("calfib", "red", "calfib/{month}/{datevobs}_{specid:03d}_{ifuslot:03d}_{ifuid}_cal.fits",
           "calibrated fibers of an IFU (fitradecsp mode 106): calib, calibe, calib_c, calibe_c, rows exposure, amp, fiber"),
     Entry("fullsky", "red", "fullsky/{month}/d{night}s{obs3}exp{exp:02d}sub.fits", "full-field sky subtracted"),

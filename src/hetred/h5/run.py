@@ -120,11 +120,11 @@ def detect_ifus(layout: Layout, month: str) -> list:
     from hetred.h5.detect import IfuFiles
 
     out = []
-    for mc in inputs.glob_optional(layout, "detect_mc", month=month):
+    for mc in inputs.glob_optional(layout, "detect_mc", month=month, run="search"):
         f = parse("detect_mc", str(mc.relative_to(layout.red)))
         if f is None:
             continue
-        keys = {k: f[k] for k in ("month", "datevobs", "specid", "ifuslot", "ifuid")}
+        keys = {k: f[k] for k in ("month", "datevobs", "run", "specid", "ifuslot", "ifuid")}
         lst, spec = layout.path("detect_list", **keys), layout.path("detect_spec", **keys)
         out.append(IfuFiles(mc.stem, mc, lst, spec))
     missing = [p for x in out for p in (x.list, x.spec) if not p.exists()]

@@ -255,7 +255,8 @@ def _detections(s: H5Shot, slot: FplaneEntry, lay: Layout, stamps: list[str]) ->
         out.append({"src_index": src, "ra": float(line["ra"]), "dec": float(line["dec"]),
                     "wave": float(line["wave"]), "flux": float(line["flux"]), "sn": sn,
                     "fibers": len(fibers), "best_fiber_id": f"{s.shotid}_{best[0]}_{multiname[:20]}_{best[2]:03d}"})
-    keys = dict(month=s.month, datevobs=s.datevobs, specid=slot.specid, ifuslot=slot.ifuslot, ifuid=slot.ifuid)
+    keys = dict(month=s.month, datevobs=s.datevobs, run="search", specid=slot.specid, ifuslot=slot.ifuslot,
+                ifuid=slot.ifuid)
     _write(lay.path("detect_mc", **keys), "\n".join(mc) + "\n")
     _write(lay.path("detect_list", **keys), "\n".join(lst) + "\n")
     _write(lay.path("detect_spec", **keys), "\n".join(spec) + "\n")
