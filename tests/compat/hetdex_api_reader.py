@@ -21,7 +21,8 @@ import traceback
 
 
 def main(root: str, truth_path: str, out_path: str) -> None:
-    truth = json.load(open(truth_path))
+    with open(truth_path) as fh:
+        truth = json.load(fh)
     scratch = tempfile.mkdtemp(prefix="hapi_")
     os.environ["DUSTMAPS_CONFIG_FNAME"] = os.path.join(scratch, "dustmapsrc")
     os.chdir(scratch)
@@ -47,7 +48,7 @@ def main(root: str, truth_path: str, out_path: str) -> None:
     def step(name, fn):
         try:
             out[name] = fn()
-        except Exception:
+        except Exception:  # noqa: BLE001 -- every failure is reported to the test
             out["errors"][name] = traceback.format_exc()
 
     def shot_file():
@@ -62,7 +63,7 @@ def main(root: str, truth_path: str, out_path: str) -> None:
         fib = Fibers(dv, survey="hdr2.1")
         try:
             idx = fib.query_region_idx(star, radius=3.5)
-            return {"n": int(len(fib.ra)), "near": sorted(fib.fiber_id[idx].tolist()),
+            return {"n": len(fib.ra), "near": sorted(fib.fiber_id[idx].tolist()),
                     "finite": int(np.sum(np.isfinite(fib.ra)))}
         finally:
             fib.close()
@@ -78,11 +79,11 @@ def main(root: str, truth_path: str, out_path: str) -> None:
         E.survey = "hdr2"
         try:
             info = E.get_fiberinfo_for_coord(star, radius=3.5, ffsky=False)
-            ifux, ifuy, xc, yc, ra, dec, data, error, mask = info
+            ifux, ifuy, xc, yc, _, _, data, error, mask = info
             psf = E.moffat_psf(truth["fwhm"], 10.5, 0.25)
             weights = E.build_weights(xc, yc, ifux, ifuy, psf)
-            spec, spec_err = E.get_spectrum(data, error, mask, weights)
-            return {"wave": E.get_wave().tolist(), "spec": np.nan_to_num(spec).tolist(), "n_fibers": int(len(ifux)),
+            spec, _ = E.get_spectrum(data, error, mask, weights)
+            return {"wave": E.get_wave().tolist(), "spec": np.nan_to_num(spec).tolist(), "n_fibers": len(ifux),
                     "xc": float(xc), "yc": float(yc)}
         finally:
             E.close()
@@ -122,7 +123,7 @@ def main(root: str, truth_path: str, out_path: str) -> None:
     def detections():
         D = Detections("hdr2.1", loadtable=False)
         try:
-            out_d = {"n": int(len(D.detectid)), "detectid": [int(d) for d in D.detectid]}
+            out_d = {"n": len(D.detectid), "detectid": [int(d) for d in D.detectid]}
             c = SkyCoord(truth["line"]["ra"] * u.deg, truth["line"]["dec"] * u.deg)
             sep = c.separation(D.coords).arcsec
             k = int(np.argmin(sep))

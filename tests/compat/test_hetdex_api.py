@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -76,7 +75,7 @@ def packaged(tmp_path_factory):
     h5root = lay.path("h5_release", name=st.release).parent
     out = root / "hetdex_api.json"
     p = subprocess.run([str(venv_python()), str(HERE / "hetdex_api_reader.py"), str(h5root), str(tpath), str(out)],
-                       capture_output=True, text=True, timeout=900)
+                       capture_output=True, text=True, timeout=900, check=False)
     assert p.returncode == 0, p.stderr[-3000:]
     got = json.loads(out.read_text())
     assert not got["errors"], "\n".join(f"{k}:\n{v}" for k, v in got["errors"].items())

@@ -78,8 +78,8 @@ def test_shot_file_tables_titles_and_row_order(shot):
 def test_fibers_hold_the_inputs(shot):
     lay = shot.layout
     slot = shot.slots[0]
-    keys = dict(night=shot.night, obs=shot.obs, exp=2, specid=slot.specid, ifuslot=slot.ifuslot, ifuid=slot.ifuid,
-                amp="RL")
+    keys = {"night": shot.night, "obs": shot.obs, "exp": 2, "specid": slot.specid, "ifuslot": slot.ifuslot,
+            "ifuid": slot.ifuid, "amp": "RL"}
     with fits.open(lay.path("multi", **keys)) as h:
         spec, ifupos, err1d = h["spectrum"].data, h["ifupos"].data, h["error1d"].data
         image = h[0].data
@@ -268,8 +268,9 @@ def test_missing_calfib_and_astrometry_give_nan_and_zero_with_warnings(tmp_path)
 
 
 def test_a_failure_mid_write_leaves_no_file(shot, tmp_path, monkeypatch):
-    from hetred.h5 import inputs, shot as shotmod
     from hetred.errors import HetredError
+    from hetred.h5 import inputs
+    from hetred.h5 import shot as shotmod
 
     calls = {"n": 0}
     real = inputs.read_multi

@@ -84,7 +84,7 @@ def test_the_facts_match_the_hetdex_api_sources_when_at_hand():
     if not Path(repo).exists():
         pytest.skip("no clone of HETDEX/hetdex_api (set HETDEX_API_REPO)")
     p = subprocess.run([sys.executable, str(ROOT / "scripts" / "h5tools_schema.py"), repo], capture_output=True,
-                       text=True)
+                       text=True, check=False)
     if p.returncode != 0:
         pytest.skip(f"the clone lacks the commits: {p.stderr.strip()[-200:]}")
     assert json.loads(p.stdout) == FACTS

@@ -2,7 +2,7 @@
 reads (docs/stages/h5.md)."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import click
 from rich.table import Table

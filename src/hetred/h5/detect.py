@@ -66,8 +66,9 @@ def detectname(ra: float, dec: float) -> str:
     from astropy.coordinates import SkyCoord
 
     c = SkyCoord(ra * u.deg, dec * u.deg)
-    return "HETDEX J{0}{1}".format(c.ra.to_string(unit=u.hourangle, sep="", precision=2, pad=True),
-                                    c.dec.to_string(sep="", precision=1, alwayssign=True, pad=True))
+    ra = c.ra.to_string(unit=u.hourangle, sep="", precision=2, pad=True)
+    dec = c.dec.to_string(sep="", precision=1, alwayssign=True, pad=True)
+    return f"HETDEX J{ra}{dec}"
 
 
 def read_mc(path: Path) -> list[dict]:
@@ -149,6 +150,12 @@ def _fiber_rows(rows: list[list[str]], detectid: int, shotid: int, dt: np.dtype)
     return out
 
 
+def _per_apcor(a: np.ndarray, apcor: np.ndarray) -> np.ndarray:
+    """``a / apcor`` (0 where apcor is not positive)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(apcor > 0, a / apcor, 0.0)
+
+
 def ingest_ifu(w: _Writer, files: IfuFiles, next_id: int, res: DetectResult) -> int:
     """Append the detections of one IFU passing the cuts; returns the next free detectid."""
     st = w.st
@@ -192,15 +199,13 @@ def ingest_ifu(w: _Writer, files: IfuFiles, next_id: int, res: DetectResult) -> 
         sp = np.zeros(1, dtype=spec_dt)
         sp["detectid"] = next_id
         apcor = block[:, 8]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = lambda a: np.where(apcor > 0, a / apcor, 0.0)     # noqa: E731
-            sp["wave1d"], sp["spec1d_nc"], sp["spec1d_nc_err"] = block[:, 0], block[:, 1], block[:, 2]
-            sp["spec1d"], sp["spec1d_err"] = ratio(block[:, 1]), ratio(block[:, 2])
-            sp["counts1d"], sp["counts1d_err"] = block[:, 3], block[:, 4]
-            sp["apsum_counts"], sp["apsum_counts_err"] = block[:, 5], block[:, 6]
-            sp["apcor"], sp["flag_pix"] = apcor, block[:, 9]
-            if "spec1d_ffsky" in spec_dt.names and block.shape[1] > 11:
-                sp["spec1d_ffsky"] = ratio(block[:, 11])
+        sp["wave1d"], sp["spec1d_nc"], sp["spec1d_nc_err"] = block[:, 0], block[:, 1], block[:, 2]
+        sp["spec1d"], sp["spec1d_err"] = _per_apcor(block[:, 1], apcor), _per_apcor(block[:, 2], apcor)
+        sp["counts1d"], sp["counts1d_err"] = block[:, 3], block[:, 4]
+        sp["apsum_counts"], sp["apsum_counts_err"] = block[:, 5], block[:, 6]
+        sp["apcor"], sp["flag_pix"] = apcor, block[:, 9]
+        if "spec1d_ffsky" in spec_dt.names and block.shape[1] > 11:
+            sp["spec1d_ffsky"] = _per_apcor(block[:, 11], apcor)
         w.tables["detections"].append(row)
         w.tables["spectra"].append(sp)
         w.tables["det_fibers"].append(fib)
@@ -215,13 +220,12 @@ def write_detect(ifus: Iterable[IfuFiles], path: Path, settings: H5Settings | No
     """Ingest the IFU files (in the order given) into a detect file (module docstring)."""
     st = settings or H5Settings()
     res = DetectResult(Path(path))
-    with atomic_path(res.path) as tmp:
-        with tb.open_file(str(tmp), "w", title=title) as f:
-            w = _Writer(f, st)
-            next_id = st.detectid_base
-            for files in ifus:
-                next_id = ingest_ifu(w, files, next_id, res)
-            w.finish()
+    with atomic_path(res.path) as tmp, tb.open_file(str(tmp), "w", title=title) as f:
+        w = _Writer(f, st)
+        next_id = st.detectid_base
+        for files in ifus:
+            next_id = ingest_ifu(w, files, next_id, res)
+        w.finish()
     return res
 
 
@@ -232,37 +236,36 @@ def merge_detect(files: list[Path], path: Path, settings: H5Settings | None = No
     res = DetectResult(Path(path))
     if not files:
         raise HetredError("no monthly detect files to merge (run hetred h5 detect MONTH first)")
-    with atomic_path(res.path) as tmp:
-        with tb.open_file(str(tmp), "w", title=title) as f:
-            w = _Writer(f, st)
-            next_id = st.detectid_base
-            for p in files:
-                try:
-                    with tb.open_file(str(p), "r") as fi:
-                        det = fi.root.Detections.read()
-                        spec = fi.root.Spectra.read()
-                        fib = fi.root.Fibers.read()
-                except (OSError, tb.NoSuchNodeError, tb.HDF5ExtError) as err:
-                    raise HetredError(f"detect file {p}: cannot read ({err.__class__.__name__})") from None
-                if det.dtype != w.tables["detections"].dtype:
-                    raise HetredError(f"detect file {p}: its columns are not those of schema {st.schema}")
-                if len(det) != len(spec) or np.any(det["detectid"] != spec["detectid"]):
-                    raise HetredError(f"detect file {p}: Detections and Spectra rows are not in step")
-                if len(det) == 0:
-                    res.warnings.append(f"{p.name}: no detections")
-                    continue
-                new = next_id + np.arange(len(det), dtype=np.int64)
-                mapping = dict(zip(det["detectid"].tolist(), new.tolist()))
-                if len(mapping) != len(det):
-                    raise HetredError(f"detect file {p}: repeated detectids")
-                det["detectid"] = new
-                spec["detectid"] = new
-                fib["detectid"] = [mapping[int(i)] for i in fib["detectid"]]
-                w.tables["detections"].append(det)
-                w.tables["spectra"].append(spec)
-                w.tables["det_fibers"].append(fib)
-                res.detections += len(det)
-                res.fibers += len(fib)
-                next_id += len(det)
-            w.finish()
+    with atomic_path(res.path) as tmp, tb.open_file(str(tmp), "w", title=title) as f:
+        w = _Writer(f, st)
+        next_id = st.detectid_base
+        for p in files:
+            try:
+                with tb.open_file(str(p), "r") as fi:
+                    det = fi.root.Detections.read()
+                    spec = fi.root.Spectra.read()
+                    fib = fi.root.Fibers.read()
+            except (OSError, tb.NoSuchNodeError, tb.HDF5ExtError) as err:
+                raise HetredError(f"detect file {p}: cannot read ({err.__class__.__name__})") from None
+            if det.dtype != w.tables["detections"].dtype:
+                raise HetredError(f"detect file {p}: its columns are not those of schema {st.schema}")
+            if len(det) != len(spec) or np.any(det["detectid"] != spec["detectid"]):
+                raise HetredError(f"detect file {p}: Detections and Spectra rows are not in step")
+            if len(det) == 0:
+                res.warnings.append(f"{p.name}: no detections")
+                continue
+            new = next_id + np.arange(len(det), dtype=np.int64)
+            mapping = dict(zip(det["detectid"].tolist(), new.tolist()))
+            if len(mapping) != len(det):
+                raise HetredError(f"detect file {p}: repeated detectids")
+            det["detectid"] = new
+            spec["detectid"] = new
+            fib["detectid"] = [mapping[int(i)] for i in fib["detectid"]]
+            w.tables["detections"].append(det)
+            w.tables["spectra"].append(spec)
+            w.tables["det_fibers"].append(fib)
+            res.detections += len(det)
+            res.fibers += len(fib)
+            next_id += len(det)
+        w.finish()
     return res

@@ -108,33 +108,33 @@ def write_fiber_index(shot_files: list[Path], path: Path, mask_path: Path,
     mcols = columns("mask", st.schema)
     res = FiberIndexResult(Path(path), Path(mask_path))
     title = f"{st.release.upper()} Fiber Index file "
-    with atomic_path(res.path) as tmp, atomic_path(res.mask_path) as mtmp:
-        with tb.open_file(str(tmp), "w", title=title) as f, tb.open_file(str(mtmp), "w") as fm:
-            t = f.create_table(f.root, "FiberIndex", description(cols), "Survey Fiber Coord Info",
-                               filters=st.filters("FiberIndex"), expectedrows=max(1, len(shot_files)) * 104832)
-            node = "Flags" if st.schema == "0.8.7" else "FiberIndex"
-            mt = fm.create_table(fm.root, node, description(mcols), "Fiber Flags" if node == "Flags" else
-                                 "Survey Fiber Coord Info", filters=st.filters(node),
-                                 expectedrows=max(1, len(shot_files)) * 104832)
-            hpx, ras, sids = [], [], []
-            for p in shot_files:
-                rows, dv = _shot_rows(p, out_dtype)
-                t.append(rows)
-                hpx.append(rows["healpix"].copy())
-                ras.append(rows["ra"].copy())
-                sids.append(rows["shotid"].copy())
-                mt.append(_mask_rows(rows, st.schema))
-                res.rows += len(rows)
-                res.no_radec += int(np.sum(~np.isfinite(rows["ra"])))
-                res.shots.append(dv)
-            t.flush()
-            mt.flush()
-            create_csindex(t, "healpix", np.concatenate(hpx))
-            create_csindex(t, "ra", np.concatenate(ras))
-            if st.schema == "head":
-                create_csindex(t, "shotid", np.concatenate(sids))
-            for x in (t, mt):
-                x.attrs["hetred_version"] = __version__
-                x.flush()
-                x.close()
+    with atomic_path(res.path) as tmp, atomic_path(res.mask_path) as mtmp, \
+            tb.open_file(str(tmp), "w", title=title) as f, tb.open_file(str(mtmp), "w") as fm:
+        t = f.create_table(f.root, "FiberIndex", description(cols), "Survey Fiber Coord Info",
+                           filters=st.filters("FiberIndex"), expectedrows=max(1, len(shot_files)) * 104832)
+        node = "Flags" if st.schema == "0.8.7" else "FiberIndex"
+        mt = fm.create_table(fm.root, node, description(mcols), "Fiber Flags" if node == "Flags" else
+                             "Survey Fiber Coord Info", filters=st.filters(node),
+                             expectedrows=max(1, len(shot_files)) * 104832)
+        hpx, ras, sids = [], [], []
+        for p in shot_files:
+            rows, dv = _shot_rows(p, out_dtype)
+            t.append(rows)
+            hpx.append(rows["healpix"].copy())
+            ras.append(rows["ra"].copy())
+            sids.append(rows["shotid"].copy())
+            mt.append(_mask_rows(rows, st.schema))
+            res.rows += len(rows)
+            res.no_radec += int(np.sum(~np.isfinite(rows["ra"])))
+            res.shots.append(dv)
+        t.flush()
+        mt.flush()
+        create_csindex(t, "healpix", np.concatenate(hpx))
+        create_csindex(t, "ra", np.concatenate(ras))
+        if st.schema == "head":
+            create_csindex(t, "shotid", np.concatenate(sids))
+        for x in (t, mt):
+            x.attrs["hetred_version"] = __version__
+            x.flush()
+            x.close()
     return res

@@ -27,7 +27,7 @@ FIBER_RADIUS = 0.75          #: arcsec
 def line_noise(calfibe: np.ndarray, wave: float) -> np.ndarray:
     """Per fiber ``sqrt(sum calfibe^2)`` over 2 WINDOW + 1 pixels around ``wave``; NaN where any
     pixel has no error (masked). calfibe: (n, 1036) on 3470 + 2 i Å."""
-    k = int(round((wave - 3470.0) / 2.0))
+    k = round((wave - 3470.0) / 2.0)
     seg = np.asarray(calfibe, dtype=np.float64)[:, max(0, k - WINDOW):k + WINDOW + 1]
     out = np.sqrt(np.sum(seg ** 2, axis=1))
     out[~np.all(seg > 0, axis=1)] = np.nan

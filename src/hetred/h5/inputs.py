@@ -207,7 +207,7 @@ def ascii_table(path: Path, names: list[str] | None = None, first: int | None = 
             src = [" ".join(r.split()[:first]) for r in path.read_text().splitlines()
                    if r.strip() and not r.lstrip().startswith("#")]
         t = ascii.read(src, names=names, format="no_header" if first else None) if names else ascii.read(src)
-    except Exception as err:      # astropy raises many kinds on a malformed table
+    except Exception as err:  # noqa: BLE001 -- astropy raises many kinds on a malformed table
         raise HetredError(f"{path}: not a readable table ({err.__class__.__name__}: {err})") from None
     t.convert_unicode_to_bytestring()
     return np.asarray(t.as_array())

@@ -62,7 +62,7 @@ def _sep(ra0: float, dec0: float, ra: np.ndarray, dec: np.ndarray) -> np.ndarray
 def extract(path: Path, ra: float, dec: float, fwhm: float, radius: float = 3.5, beta: float = 3.5,
             adr: bool = True) -> Extraction:
     """The source's spectrum (module docstring); HetredError with fewer than 3 fibers."""
-    idx, rows = fibers_near(path, ra, dec, radius)
+    _, rows = fibers_near(path, ra, dec, radius)
     if rows is None or len(rows) < 3:
         raise HetredError(f"{path}: {0 if rows is None else len(rows)} fibers within {radius}\" of "
                           f"({ra:.6f}, {dec:.6f}): cannot extract")

@@ -29,9 +29,24 @@ from hetred.jobs.units import UnitOutcome
 from hetred.layout import Layout, parse
 from hetred.virus.ids import month_of, parse_datevobs
 
-__all__ = ["STAGE_SHOT", "STAGE_SURVEY", "STAGE_FIBERINDEX", "STAGE_DETECT", "STAGE_DETECT_MERGE", "ShotUnit",
-           "shot_units", "run_h5_shot", "run_h5_survey", "run_h5_fiberindex", "run_h5_detect",
-           "run_h5_detect_merge", "shot_files", "detect_ifus", "run_spec2d", "run_spec2d_merge"]
+__all__ = [
+    "STAGE_DETECT",
+    "STAGE_DETECT_MERGE",
+    "STAGE_FIBERINDEX",
+    "STAGE_SHOT",
+    "STAGE_SURVEY",
+    "ShotUnit",
+    "detect_ifus",
+    "run_h5_detect",
+    "run_h5_detect_merge",
+    "run_h5_fiberindex",
+    "run_h5_shot",
+    "run_h5_survey",
+    "run_spec2d",
+    "run_spec2d_merge",
+    "shot_files",
+    "shot_units",
+]
 
 
 @dataclass(frozen=True)

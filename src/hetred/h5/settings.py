@@ -1,8 +1,9 @@
 """Settings of ``hetred h5``: ``[stages.h5]`` in the config file (docs/stages/h5.md)."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import tables as tb
 
@@ -68,7 +69,7 @@ class H5Settings:
             raise HetredError(f"[stages.h5]: release = {self.release!r} must be a plain name like hdr2.1")
 
     @classmethod
-    def from_config(cls, values: Mapping[str, Any] | None, **override: Any) -> "H5Settings":
+    def from_config(cls, values: Mapping[str, Any] | None, **override: Any) -> H5Settings:
         kw = parse_stage_table(cls, dict(values or {}), "stages.h5")
         kw.update({k: v for k, v in override.items() if v is not None})
         return cls(**kw)

@@ -120,44 +120,43 @@ def write_spec2d(shot_path: Path, detect_path: Path, shotid: int, out: Path, wid
         dets = fd.root.Detections.read_where("shotid == sid", condvars={"sid": np.int64(shotid)})
         shot = _ShotFile(shot_path) if len(dets) else None
         fcols = fiber_image_2d(width, height)
-        with atomic_path(res.path) as tmp:
-            with tb.open_file(str(tmp), "w") as f:
-                tabs = {k: f.create_table(f.root, _NAMES[k][0], description(c), _NAMES[k][1],
-                                          filters=st.filters(_NAMES[k][0]))
-                        for k, c in (("fiber_images", fcols), ("phot_image", columns("phot_image", st.schema)),
-                                     ("spec1d", columns("spec1d", st.schema)))}
-                for d in dets:
-                    did = int(d["detectid"])
-                    fib = fd.root.Fibers.read_where("detectid == did", condvars={"did": np.int64(did)})
-                    fib = fib[np.argsort(-fib["weight"], kind="stable")]
-                    row = np.zeros(1, dtype=dtype(fcols))
-                    row["detectid"] = did
-                    wsum = float(np.sum(fib["weight"]))
-                    for i, fr in enumerate(fib):
-                        wave, trace = shot.fiber(fr["multiframe"], fr["expnum"], fr["fibnum"])
-                        r, c = fiber_position(wave, trace, float(fr["wavein"]))
-                        im = cutout(shot.image(fr["multiframe"], fr["expnum"]), r, c, width, height)
-                        if wsum > 0:
-                            row["im_sum"][0] += fr["weight"] / wsum * im
-                        if i < 4:
-                            row["im_array"][0, i] = im
-                        if i == 0:
-                            row["im_wave"][0] = cutout(wave[None, :], 0, c, width, 1)[0]
-                    tabs["fiber_images"].append(row)
-                    ph = np.zeros(1, dtype=tabs["phot_image"].dtype)
-                    ph["detectid"] = did
-                    tabs["phot_image"].append(ph)
-                    sp = fd.root.Spectra.read_where("detectid == did", condvars={"did": np.int64(did)})
-                    s1 = np.zeros(1, dtype=tabs["spec1d"].dtype)
-                    s1["detectid"] = did
-                    if len(sp):
-                        s1["spec1D"], s1["spec1D_err"] = sp["spec1d"][0] / 2.0, sp["spec1d_err"][0] / 2.0
-                    tabs["spec1d"].append(s1)
-                    res.detections += 1
-                for t in tabs.values():
-                    t.attrs["hetred_version"] = __version__
-                    t.flush()
-                    t.close()
+        with atomic_path(res.path) as tmp, tb.open_file(str(tmp), "w") as f:
+            tabs = {k: f.create_table(f.root, _NAMES[k][0], description(c), _NAMES[k][1],
+                                      filters=st.filters(_NAMES[k][0]))
+                    for k, c in (("fiber_images", fcols), ("phot_image", columns("phot_image", st.schema)),
+                                 ("spec1d", columns("spec1d", st.schema)))}
+            for d in dets:
+                did = int(d["detectid"])
+                fib = fd.root.Fibers.read_where("detectid == did", condvars={"did": np.int64(did)})
+                fib = fib[np.argsort(-fib["weight"], kind="stable")]
+                row = np.zeros(1, dtype=dtype(fcols))
+                row["detectid"] = did
+                wsum = float(np.sum(fib["weight"]))
+                for i, fr in enumerate(fib):
+                    wave, trace = shot.fiber(fr["multiframe"], fr["expnum"], fr["fibnum"])
+                    r, c = fiber_position(wave, trace, float(fr["wavein"]))
+                    im = cutout(shot.image(fr["multiframe"], fr["expnum"]), r, c, width, height)
+                    if wsum > 0:
+                        row["im_sum"][0] += fr["weight"] / wsum * im
+                    if i < 4:
+                        row["im_array"][0, i] = im
+                    if i == 0:
+                        row["im_wave"][0] = cutout(wave[None, :], 0, c, width, 1)[0]
+                tabs["fiber_images"].append(row)
+                ph = np.zeros(1, dtype=tabs["phot_image"].dtype)
+                ph["detectid"] = did
+                tabs["phot_image"].append(ph)
+                sp = fd.root.Spectra.read_where("detectid == did", condvars={"did": np.int64(did)})
+                s1 = np.zeros(1, dtype=tabs["spec1d"].dtype)
+                s1["detectid"] = did
+                if len(sp):
+                    s1["spec1D"], s1["spec1D_err"] = sp["spec1d"][0] / 2.0, sp["spec1d_err"][0] / 2.0
+                tabs["spec1d"].append(s1)
+                res.detections += 1
+            for t in tabs.values():
+                t.attrs["hetred_version"] = __version__
+                t.flush()
+                t.close()
         if shot is not None:
             shot.close()
     finally:
@@ -173,23 +172,22 @@ def merge_spec2d(files: list[Path], out: Path, settings: H5Settings | None = Non
     if not files:
         raise HetredError("no im2D files to merge (run hetred spec2d first)")
     res = Spec2dResult(Path(out))
-    with atomic_path(res.path) as tmp:
-        with tb.open_file(str(tmp), "w") as f:
-            tabs: dict[str, tb.Table] = {}
-            for p in files:
-                with tb.open_file(str(p), "r") as fi:
-                    for node, title in _NAMES.values():
-                        src = getattr(fi.root, node)
-                        if node not in tabs:
-                            tabs[node] = f.create_table(f.root, node, src.description, title,
-                                                        filters=st.filters(node), expectedrows=1000)
-                        elif tabs[node].dtype != src.dtype:
-                            raise HetredError(f"{p}: its {node} table differs from {files[0]} (other cut-out size?)")
-                        tabs[node].append(src.read())
-                    res.detections += int(fi.root.FiberImages.nrows)
-            for t in tabs.values():
-                t.flush()
-                t.cols.detectid.create_csindex()
-                t.flush()
-                t.close()
+    with atomic_path(res.path) as tmp, tb.open_file(str(tmp), "w") as f:
+        tabs: dict[str, tb.Table] = {}
+        for p in files:
+            with tb.open_file(str(p), "r") as fi:
+                for node, title in _NAMES.values():
+                    src = getattr(fi.root, node)
+                    if node not in tabs:
+                        tabs[node] = f.create_table(f.root, node, src.description, title,
+                                                    filters=st.filters(node), expectedrows=1000)
+                    elif tabs[node].dtype != src.dtype:
+                        raise HetredError(f"{p}: its {node} table differs from {files[0]} (other cut-out size?)")
+                    tabs[node].append(src.read())
+                res.detections += int(fi.root.FiberImages.nrows)
+        for t in tabs.values():
+            t.flush()
+            t.cols.detectid.create_csindex()
+            t.flush()
+            t.close()
     return res

@@ -70,11 +70,10 @@ def write_survey(shot_files: list[Path], path: Path, flim_path: Path, settings: 
     order = np.argsort(table["shotid"], kind="stable")
     if np.any(np.diff(table["shotid"][order]) == 0):
         raise HetredError("two shot files hold the same shotid")
-    with atomic_path(res.path) as tmp:
-        with tb.open_file(str(tmp), "w", title=f"{st.release.upper()}Survey file ") as f:
-            t = f.create_table(f.root, "Survey", obj=table, filters=st.filters("Survey"))
-            t.attrs["hetred_version"] = __version__
-            t.flush()
-            t.close()
+    with atomic_path(res.path) as tmp, tb.open_file(str(tmp), "w", title=f"{st.release.upper()}Survey file ") as f:
+        t = f.create_table(f.root, "Survey", obj=table, filters=st.filters("Survey"))
+        t.attrs["hetred_version"] = __version__
+        t.flush()
+        t.close()
     write_text_atomic(res.flim_path, "".join(lines))
     return res

@@ -235,7 +235,7 @@ def _detections(s: H5Shot, slot: FplaneEntry, lay: Layout, stamps: list[str]) ->
         sn = 14.0 if src == 1 else 3.1
         best = fibers[0]
         multiname = f"multi_{slot.specid:03d}_{slot.ifuslot:03d}_{slot.ifuid}_{best[1]}_{best[2]:03d}"
-        xraw = int(round((line["wave"] - 3468.0) / 2.0))
+        xraw = round((line["wave"] - 3468.0) / 2.0)
         mc.append(f" {line['wave']:8.2f} {0.3:8.2f} {flux17:8.2f} {flux17 / sn:8.2f} {line['sigma']:8.2f} "
                   f"{0.2:8.2f} {0.0:8.2f} {0.05:8.2f} {sn:8.2f} {1.0:8.2f} {1.05:8.2f} {0.1:8.2f} "
                   f"{line['ra']:10.6f} {line['dec']:10.6f} {s.datevobs:12s} {1.0:6.2f} {line['sigma']:6.2f} "
@@ -255,8 +255,8 @@ def _detections(s: H5Shot, slot: FplaneEntry, lay: Layout, stamps: list[str]) ->
         out.append({"src_index": src, "ra": float(line["ra"]), "dec": float(line["dec"]),
                     "wave": float(line["wave"]), "flux": float(line["flux"]), "sn": sn,
                     "fibers": len(fibers), "best_fiber_id": f"{s.shotid}_{best[0]}_{multiname[:20]}_{best[2]:03d}"})
-    keys = dict(month=s.month, datevobs=s.datevobs, run="search", specid=slot.specid, ifuslot=slot.ifuslot,
-                ifuid=slot.ifuid)
+    keys = {"month": s.month, "datevobs": s.datevobs, "run": "search", "specid": slot.specid,
+            "ifuslot": slot.ifuslot, "ifuid": slot.ifuid}
     _write(lay.path("detect_mc", **keys), "\n".join(mc) + "\n")
     _write(lay.path("detect_list", **keys), "\n".join(lst) + "\n")
     _write(lay.path("detect_spec", **keys), "\n".join(spec) + "\n")
@@ -288,8 +288,8 @@ def simulate_h5_shot(layout: Layout, slots: list[FplaneEntry], seed: int = 1, ni
     for exp in (1, 2, 3):
         for slot in slots:
             for amp in AMPS:
-                keys = dict(night=night, obs=obs, exp=exp, specid=slot.specid, ifuslot=slot.ifuslot,
-                            ifuid=slot.ifuid, amp=amp)
+                keys = {"night": night, "obs": obs, "exp": exp, "specid": slot.specid, "ifuslot": slot.ifuslot,
+                        "ifuid": slot.ifuid, "amp": amp}
                 dest = layout.path("multi", **keys)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 if link_from is not None:
