@@ -15,6 +15,7 @@ from hetred.cli.common import (
     get_config,
     report_notes,
     report_unit,
+    run_parallel,
     stage_entries,
     status_cell,
     track,
@@ -126,6 +127,10 @@ def _shot_job(layout, datevobs, settings, overwrite):
     return run_unit(layout, STAGE_SHOT, datevobs, lambda: run_h5_shot(layout, datevobs, settings), overwrite=overwrite)
 
 
+def _shot_job_of(layout, settings, overwrite, datevobs):
+    return _shot_job(layout, datevobs, settings, overwrite)
+
+
 @command.command("shot", epilog=EXAMPLES)
 @click.argument("month", required=False)
 @click.option("--shot", metavar="DATEvOBS", help="One shot, e.g. 20180110v007 (instead of MONTH).")
@@ -165,11 +170,9 @@ def shot_cmd(ctx: click.Context, month: str | None, shot: str | None, jobs: int,
     quiet = cfg.verbosity < 0
     results: list[UnitResult] = []
     if jobs > 1 and len(units) > 1:
-        from hetred.jobs.workers import process_pool
-        with process_pool(jobs) as pool:
-            futs = [pool.submit(_shot_job, layout, u.unit, st, overwrite) for u in units]
-            for f in track(futs, "h5 shot", total=len(futs), quiet=quiet):
-                results.append(f.result())
+        from functools import partial
+        job = partial(_shot_job_of, layout, st, overwrite)
+        results = run_parallel(layout, STAGE_SHOT, job, [u.unit for u in units], lambda d: d, jobs, "h5 shot", quiet)
     else:
         for u in track(units, "h5 shot", total=len(units), quiet=quiet):
             results.append(_shot_job(layout, u.unit, st, overwrite))
