@@ -387,7 +387,8 @@ def _optional_stages() -> tuple[StageSpec, ...]:
         h5 = dict(settings=_settings("hetred.h5.settings", "H5Settings"), table="h5")
         out += [
             StageSpec("h5-shot", "h5", _h5_shot, 120.0,
-                      needs=tuple(n for n in ("sci", "astrom", "throughput", "calfib", "fullsky") if n in have),
+                      needs=tuple(n for n in ("sci", "astrom", "throughput", "calfib", "fullsky", "fullsky-addsky")
+                                  if n in have),
                       description="one shot: the shot file DATEvOBS.h5 hetdex_api reads", writes=("h5_shot",), **h5),
             StageSpec("h5-survey", "h5", _h5_release("h5-survey", ("h5", "survey")), 60.0, aggregate=True,
                       needs=("h5-shot",), description="the survey file and flux_limits_all.txt of every shot file",
