@@ -64,10 +64,23 @@ def _shot_problems(path, n_amps: int) -> int:
     return int(bad)
 
 
+def true_flam(star: dict, shot: dict, wave: np.ndarray) -> np.ndarray:
+    """A truth star's f_lambda (1e-17 erg/s/cm^2/Å) at ``wave``: its stellar template (``model``,
+    with the shot's E(B-V)) when the simulator drew one, else the analytic SED of its Teff."""
+    if "model" in star:
+        from hetred.sim import stars as sim_stars
+
+        lib = sim_stars.templates()
+        m = int(np.nonzero(lib.rows == star["model"])[0][0])
+        return np.interp(wave, lib.wave, sim_stars.star_sed(m, star["g"], shot.get("ebv", 0.0))) * 1e17
+    from hetred.sim.photometry import stellar_sed
+
+    return stellar_sed(star["teff"], star["g"], wave) * 1e17
+
+
 def check_h5(res: DemoResult) -> list[Check]:
     from hetred.h5.readback import extract, fibers_near
     from hetred.h5.settings import H5Settings
-    from hetred.sim.photometry import stellar_sed
 
     assert res.summary is not None
     st = H5Settings()
@@ -98,7 +111,7 @@ def check_h5(res: DemoResult) -> list[Check]:
                           float("nan"), "needs calfib", True))
         return rows
     ex = extract(path, star["ra"], star["dec"], truth["fwhm"])
-    true = stellar_sed(star["teff"], star["g"], ex.wave) * 1e17
+    true = true_flam(star, truth, ex.wave)
     worst = 0.0
     for lo in range(4000, 5400, 100):
         sel = (ex.wave >= lo) & (ex.wave < lo + 100)
