@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from hetred.errors import HetredError
+from hetred.io import fastfits
 from hetred.layout import Layout, LayoutError, parse
 
 AMPS = ("LL", "LU", "RL", "RU")
@@ -87,22 +88,21 @@ MULTI_HDUS = ("primary", "error", "clean_image", "ifupos", "chi2", "rms", "spect
 def read_multi(path: Path, images: bool = True) -> tuple[Any, dict[str, np.ndarray]]:
     """(primary header values, {EXTNAME lower case: array}) of a multi file; the primary image is
     ``image``. ``images`` False leaves the three 1032 x 1032 frames out. With hetred's fast FITS
-    reader (:mod:`hetred.io.fastfits`) the header is a dict of CONTID only; else astropy's."""
+    reader (:mod:`hetred.io.fastfits`) the header is a dict of CONTID only; astropy's when the file
+    is not a plain image file."""
     skip = set() if images else {"primary", "error", "clean_image"}
     want = [n for n in MULTI_HDUS if n not in skip]
     try:
-        from hetred.io import fastfits
-    except ImportError:
-        fastfits = None
-    if fastfits is not None:
-        try:
-            names = {h["name"] for h in fastfits.scan(path)}
-            arrays, cards = fastfits.read_images(path, [n for n in want if n in names], ["CONTID"])
-            return cards, {("image" if k == "primary" else k): v for k, v in arrays.items()}
-        except (ValueError, KeyError):
-            pass                                 # not a plain image file: astropy below
-        except OSError as err:
-            raise HetredError(f"multi file {path}: cannot read ({err})") from None
+        hdus = fastfits.scan(path)
+        first = hdus[0]["name"] if hdus else "primary"       # HDU 0 may carry an EXTNAME (vred's "processed")
+        names = {h["name"] for h in hdus[1:]}
+        pick = ([first] if "primary" in want else []) + [n for n in want if n != "primary" and n in names]
+        arrays, cards = fastfits.read_images(path, pick, ["CONTID"])
+        return cards, {("image" if k == first and "primary" in want else k): v for k, v in arrays.items()}
+    except (ValueError, KeyError):
+        pass                                     # not a plain image file: astropy below
+    except OSError as err:
+        raise HetredError(f"multi file {path}: cannot read ({err})") from None
     from astropy.io import fits
 
     try:

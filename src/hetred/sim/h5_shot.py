@@ -74,7 +74,9 @@ def _scene(rng: np.random.Generator, night: str, obs: int, slot: FplaneEntry, ra
     xy = np.array([STAR_XY, LINE_XY, FAINT_XY])
     ra, dec = fiber_radec(slot, xy, 1, ra0, dec0, pa)
     stars = np.zeros(1, dtype=STAR_DTYPE)
-    stars[0] = (1, ra[0], dec[0], 6200.0, 0, star_g, 0, 0, 0, slot.ifuslot, xy[0, 0], xy[0, 1])
+    for name, value in dict(id=1, ra=ra[0], dec=dec[0], teff=6200.0, g=star_g, g_cat=star_g, ifuslot=slot.ifuslot,
+                            x_ifu=xy[0, 0], y_ifu=xy[0, 1], model=-1).items():
+        stars[name][0] = value                   # by name: the other magnitudes stay 0; model -1: Planck SED
     lines = np.zeros(2, dtype=LINE_DTYPE)
     lines[0] = (1, ra[1], dec[1], line_wave, line_flux, 2.5, slot.ifuslot, xy[1, 0], xy[1, 1])
     lines[1] = (2, ra[2], dec[2], 5120.0, line_flux * 0.08, 2.5, slot.ifuslot, xy[2, 0], xy[2, 1])
