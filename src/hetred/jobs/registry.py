@@ -384,7 +384,7 @@ def _optional_stages() -> tuple[StageSpec, ...]:
                          writes=("calfib",)))
     if importlib.util.find_spec("hetred.h5.run") is not None:     # keep last: its needs are the stages above
         have = {s.name for s in REGISTRY} | {s.name for s in out}
-        h5 = dict(settings=_settings("hetred.h5.settings", "H5Settings"), table="h5")
+        h5 = {"settings": _settings("hetred.h5.settings", "H5Settings"), "table": "h5"}
         out += [
             StageSpec("h5-shot", "h5", _h5_shot, 120.0,
                       needs=tuple(n for n in ("sci", "astrom", "throughput", "calfib", "fullsky", "fullsky-addsky")

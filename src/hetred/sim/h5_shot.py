@@ -74,8 +74,9 @@ def _scene(rng: np.random.Generator, night: str, obs: int, slot: FplaneEntry, ra
     xy = np.array([STAR_XY, LINE_XY, FAINT_XY])
     ra, dec = fiber_radec(slot, xy, 1, ra0, dec0, pa)
     stars = np.zeros(1, dtype=STAR_DTYPE)
-    for name, value in dict(id=1, ra=ra[0], dec=dec[0], teff=6200.0, g=star_g, g_cat=star_g, ifuslot=slot.ifuslot,
-                            x_ifu=xy[0, 0], y_ifu=xy[0, 1], model=-1).items():
+    values = {"id": 1, "ra": ra[0], "dec": dec[0], "teff": 6200.0, "g": star_g, "g_cat": star_g,
+              "ifuslot": slot.ifuslot, "x_ifu": xy[0, 0], "y_ifu": xy[0, 1], "model": -1}
+    for name, value in values.items():
         stars[name][0] = value                   # by name: the other magnitudes stay 0; model -1: Planck SED
     lines = np.zeros(2, dtype=LINE_DTYPE)
     lines[0] = (1, ra[1], dec[1], line_wave, line_flux, 2.5, slot.ifuslot, xy[1, 0], xy[1, 1])
