@@ -116,7 +116,7 @@ def test_job_files_and_scripts_rules(env):
     scripts = sorted(red.glob("jobs/*/*.slurm"))
     jobfiles = [s.with_suffix("") for s in scripts]
     expected = {"bias", "bgmodel", "twical-reduce", "twical-combine", "twical-a2a"}
-    sci = [s for s in registry.stages() if s.group in ("sci", "astrom", "throughput", "calfib", "detect", "continuum", "fullsky")
+    sci = [s for s in registry.stages() if s.group in ("sci", "astrom", "throughput", "calfib", "detect", "continuum", "fullsky", "h5", "spec2d")
            and not s.missing]
     assert {s.parent.name for s in scripts} == expected | {s.name for s in sci}   # flat: no raw tars
     for s in scripts:
@@ -126,7 +126,7 @@ def test_job_files_and_scripts_rules(env):
         assert "#SBATCH -A" not in text      # no account set anywhere
         assert "module load launcher" in text and "LAUNCHER_SCHED=dynamic" in text
         assert '"$LAUNCHER_DIR/paramrun"' in text and "wait -n" in text
-    per_unit = re.compile(r"^(reduce |combine |a2a )?\d{6}(\S*)?( ->|:)")
+    per_unit = re.compile(r"^(reduce |combine |a2a )?(\d{6}(\S*)?|hdr[0-9.]+)( ->|:)")   # hdr2.1: a release unit
     for jf in jobfiles:
         text = jf.read_text()
         assert text.endswith("\n") and "\n\n" not in text and not text.startswith("\n")

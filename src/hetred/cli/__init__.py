@@ -18,7 +18,7 @@ from hetred.errors import HetredError
 
 #: subcommand modules, in the order of the process; each defines ``command``
 SUBCOMMANDS = ("tarlist", "bias", "bgmodel", "twical", "flat", "sci", "astrom", "throughput", "calfib", "detect",
-               "continuum", "resmap", "fullsky", "slurm_gen", "run", "simulate", "demo")
+               "continuum", "resmap", "fullsky", "h5", "spec2d", "slurm_gen", "run", "simulate", "demo")
 
 EXAMPLES = """
 \b
@@ -58,6 +58,9 @@ CODE = {
                "docs/stages/resmap.md"),
     "fullsky": ("src/hetred/fullsky/ (run.py: the units; vred3.py: the algorithm; addsky.py; formats.py)",
                 "docs/stages/fullsky.md"),
+    "h5": ("src/hetred/h5/ (run.py: the units; shot.py, survey.py, fiberindex.py, detect.py; schema.py: "
+           "h5tools' tables)", "docs/stages/h5.md"),
+    "spec2d": ("src/hetred/h5/spec2d.py (units in src/hetred/h5/run.py)", "docs/stages/spec2d.md"),
     "slurm-gen": ("src/hetred/jobs/ (registry.py: stages and order; slurm.py)", "docs/operations.md"),
     "run": ("src/hetred/jobs/ (registry.py, runner.py)", "docs/operations.md"),
     "simulate": ("src/hetred/sim/", "docs/simulator.md"),

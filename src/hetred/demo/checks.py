@@ -231,6 +231,8 @@ STAGE_FUNCTIONS: dict[str, Callable[["DemoResult"], list[str]]] = {
     "continuum": _calib("stage_continuum", "checks_detect"),
     "resmap": _calib("stage_resmap", "checks_fullsky"),
     "fullsky": _calib("stage_fullsky", "checks_fullsky"),
+    "h5": _calib("stage_h5", "checks_h5"),
+    "spec2d": _calib("stage_spec2d", "checks_h5"),
 }
 
 
@@ -263,6 +265,8 @@ CHECKS: dict[str, Callable[["DemoResult"], list[Check]]] = {
     "continuum": _calib("check_continuum", "checks_detect"),
     "resmap": _calib("check_resmap", "checks_fullsky"),
     "fullsky": _calib("check_fullsky", "checks_fullsky"),
+    "h5": _calib("check_h5", "checks_h5"),
+    "spec2d": _calib("check_spec2d", "checks_h5"),
 }
 
 

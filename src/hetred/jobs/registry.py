@@ -314,6 +314,44 @@ def _fullsky_addsky(scope: Scope) -> list[Unit]:
             if scope.in_scope_shot(u.datevobs)]
 
 
+def _science_shots(scope: Scope) -> list[str]:
+    return [d for d in sorted({f"{e.night}v{e.obs:03d}" for e in scope.entries if e.kind == "sci"})
+            if scope.in_scope_shot(d)]
+
+
+def _release(scope: Scope) -> str:
+    from hetred.h5.settings import H5Settings
+
+    return H5Settings.from_config(scope.stage_settings.get("h5")).release
+
+
+def _h5_shot(scope: Scope) -> list[Unit]:
+    """One shot file per science shot (``hetred h5 shot --shot``)."""
+    from hetred.h5.settings import STAGE_SHOT
+
+    return [Unit(STAGE_SHOT, d, ("h5", "shot", "--shot", d)) for d in _science_shots(scope)]
+
+
+def _h5_release(stage: str, args: tuple[str, ...]) -> Enumerator:
+    """One unit per release (survey, fiber index, detect merge, spec2d merge), when the scope
+    has science shots."""
+    def enumerate_(scope: Scope) -> list[Unit]:
+        return [Unit(stage, _release(scope), args)] if _science_shots(scope) else []
+    return enumerate_
+
+
+def _h5_detect(scope: Scope) -> list[Unit]:
+    """One detect file per month (``hetred h5 detect MONTH``), when the month has science shots."""
+    from hetred.h5.settings import STAGE_DETECT
+
+    return [Unit(STAGE_DETECT, scope.month, ("h5", "detect", scope.month))] if _science_shots(scope) else []
+
+
+def _spec2d(scope: Scope) -> list[Unit]:
+    """One im2D file per science shot (``hetred spec2d --shot``)."""
+    return [Unit("spec2d", d, ("spec2d", "--shot", d)) for d in _science_shots(scope)]
+
+
 def _attr(obj: Any, *names: str) -> Any:
     for n in names:
         if isinstance(obj, dict) and n in obj:
@@ -406,6 +444,33 @@ def _optional_stages() -> tuple[StageSpec, ...]:
     out.append(StageSpec("fullsky-addsky", "fullsky", _fullsky_addsky, 60.0, needs=("fullsky", "calfib"),
                          description="one shot: the fullsky HDU of each _cal.fits (imaddsky)",
                          writes=("calfib",)))
+    if importlib.util.find_spec("hetred.h5.run") is not None:     # keep last: its needs are the stages above
+        have = {s.name for s in REGISTRY} | {s.name for s in out}
+        h5 = {"settings": _settings("hetred.h5.settings", "H5Settings"), "table": "h5"}
+        out += [
+            StageSpec("h5-shot", "h5", _h5_shot, 120.0,
+                      needs=tuple(n for n in ("sci", "astrom", "throughput", "calfib", "fullsky", "fullsky-addsky")
+                                  if n in have),
+                      description="one shot: the shot file DATEvOBS.h5 hetdex_api reads", writes=("h5_shot",), **h5),
+            StageSpec("h5-survey", "h5", _h5_release("h5-survey", ("h5", "survey")), 60.0, aggregate=True,
+                      needs=("h5-shot",), description="the survey file and flux_limits_all.txt of every shot file",
+                      writes=("h5_survey", "h5_flux_limits"), **h5),
+            StageSpec("h5-fiberindex", "h5", _h5_release("h5-fiberindex", ("h5", "fiberindex")), 600.0,
+                      aggregate=True, needs=("h5-shot",), description="the fiber index (healpix) and fiber mask",
+                      writes=("h5_fiberindex", "h5_fibermask"), **h5),
+            StageSpec("h5-detect", "h5", _h5_detect, 300.0, needs=tuple(n for n in ("detect",) if n in have),
+                      description="the month's detections from the .mc/.list/.spec files",
+                      writes=("h5_detect_month", "h5_ifustat"), **h5),
+            StageSpec("h5-detect-merge", "h5", _h5_release("h5-detect-merge", ("h5", "detect", "--merge")), 300.0,
+                      aggregate=True, needs=("h5-detect",), description="every month's detections, renumbered",
+                      writes=("h5_detect",), **h5),
+            StageSpec("spec2d", "spec2d", _spec2d, 120.0, needs=("h5-shot", "h5-detect-merge"),
+                      description="one shot: 2-D cut-outs and spectra of its detections (im2D_SHOTID.h5)",
+                      writes=("spec2d",), **h5),
+            StageSpec("spec2d-merge", "spec2d", _h5_release("spec2d-merge", ("spec2d", "--merge")), 120.0,
+                      aggregate=True, needs=("spec2d",), description="every shot's im2D file, merged",
+                      writes=("spec2d_merged",), **h5),
+        ]
     return tuple(out)
 
 
