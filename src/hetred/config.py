@@ -12,11 +12,10 @@ A config file (``--config FILE``) is TOML::
 from __future__ import annotations
 
 import os
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from hetred.errors import HetredError
 from hetred.layout import Layout

@@ -31,13 +31,12 @@ import re
 import shlex
 import statistics
 import subprocess
+import tomllib
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
-
-import tomllib
 
 from hetred.errors import HetredError
 from hetred.io.atomic import write_json_atomic, write_text_atomic
