@@ -158,7 +158,7 @@ def build_optics(seed: int, night: str, ifuslot: int, amp: str, family: str = "c
 
     ``family``: how trace, profile, wavelength and LSF vary along the slit
     (:data:`hetred.sim.families.CHOICES`; ``mixed`` picks one per amp from the seed).
-    ``pixels=False`` skips the pixel weights (``matrix`` and ``halo`` are None): the fiber-level
+    ``pixels=False`` skips the pixel weights (``matrix`` is None): the fiber-level
     simulations need only the wavelengths, LSF and throughput (every draw is the same)."""
     r = seeds.rng(seed, seeds.OPTICS, ifuslot=ifuslot, amp=amp)
     rf = seeds.rng(seed, seeds.FAMILY, ifuslot=ifuslot, amp=amp)
@@ -221,7 +221,7 @@ def build_optics(seed: int, night: str, ifuslot: int, amp: str, family: str = "c
                       coeffs=coeffs, wave=wave, dwave=dwave, fwhm=fwhm, ftf=ftf.astype(np.float32),
                       dead=[i + 1 for i in dead], dead_throughput=dead_tp, amp2amp=amp2amp,
                       halo_frac=halo_frac, night_shift_y=shift_y, night_shift_wave=shift_w,
-                      matrix=None, halo=None, peak_frac=peak, family=family,  # type: ignore[arg-type]
+                      matrix=None, peak_frac=peak, family=family,  # type: ignore[arg-type]
                       family_params={} if slit is None else slit.params)
 
     weights, base_idx = _profile_weights(trace, sigma, power)
