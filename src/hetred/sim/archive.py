@@ -219,7 +219,8 @@ def _simulate_night(layout: Layout, plan: ArchivePlan, night: NightPlan, summary
     for o in night.shots:
         scenes[o.obs] = sky.make_shot_scene(seeds.rng(seed, seeds.SCENE, night=night.night, obs=o.obs),
                                             night.night, o.obs, slots, ra0=o.ra0, dec0=o.dec0,
-                                            bright_lines=o.bright_lines)
+                                            bright_lines=o.bright_lines,
+                                            n_stars_per_ifu=o.stars_per_ifu, g_range=o.star_g)
     contexts = [exposure_context(seed, e, o, scenes.get(o.obs), solar_arr, plan.sky_variation)
                 for o in night.observations for e in o.exposures]
     t_night = almanac.night_start(night.night)

@@ -315,7 +315,8 @@ def night_contexts(seed: int, night_plan, slots, solar: np.ndarray | None = None
 
     scenes = {o.obs: sky.make_shot_scene(seeds.rng(seed, seeds.SCENE, night=night_plan.night, obs=o.obs),
                                          night_plan.night, o.obs, slots, ra0=o.ra0, dec0=o.dec0,
-                                         bright_lines=o.bright_lines)
+                                         bright_lines=o.bright_lines,
+                                            n_stars_per_ifu=o.stars_per_ifu, g_range=o.star_g)
               for o in night_plan.shots}
     return [exposure_context(seed, e, o, scenes.get(o.obs), solar, skyvar)
             for o in night_plan.observations for e in o.exposures]

@@ -45,14 +45,19 @@ class FrameCounts:
     #: bright emission lines (hetred.sim.sky.BRIGHT_LINES) added to every IFU of every shot, so
     #: that line fluxes can be checked to 1 % (the random lines are mostly near the noise)
     bright_lines: int = 0
+    #: field stars per IFU (Poisson mean) of every shot, and their g range
+    #: (hetred.sim.sky.make_shot_scene: dN/dg ~ 10^(0.2 g))
+    stars_per_ifu: int = 2
+    star_g: tuple[float, float] = (15.0, 22.0)
 
     def replace(self, **changes: int | None) -> "FrameCounts":
-        vals = {k: getattr(self, k) for k in ("zro", "drk", "flt", "hg", "cd", "twi", "shots", "bright_lines")}
+        vals = {k: getattr(self, k) for k in ("zro", "drk", "flt", "hg", "cd", "twi", "shots", "bright_lines",
+                                              "stars_per_ifu")}
         vals.update({k: int(v) for k, v in changes.items() if v is not None})
         bad = [k for k, v in vals.items() if v < 0]
         if bad:
             raise ValueError(f"negative frame count for {', '.join(bad)}")
-        return FrameCounts(**vals)
+        return FrameCounts(**vals, star_g=self.star_g)
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,8 @@ class Observation:
     dec0: float | None = None
     field_name: str = ""
     bright_lines: int = 0         #: of hetred.sim.sky.BRIGHT_LINES, per IFU (science shots)
+    stars_per_ifu: float = 2.0    #: field stars per IFU (Poisson mean; science shots)
+    star_g: tuple[float, float] = (15.0, 22.0)   #: their g range
 
     @property
     def datevobs(self) -> str:
@@ -209,6 +216,7 @@ def plan_night(night: str, counts: FrameCounts) -> NightPlan:
         o = observations[-1]
         o.ra0, o.dec0, o.field_name = ra0, dec0, name
         o.bright_lines = counts.bright_lines
+        o.stars_per_ifu, o.star_g = float(counts.stars_per_ifu), tuple(counts.star_g)
         if o.exposures[-1].end > alm["morning"]:
             raise ValueError(f"night {night}: {counts.shots} shots do not fit before morning twilight "
                              f"({s} fit)")
