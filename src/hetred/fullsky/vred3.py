@@ -255,9 +255,13 @@ def refine_minimum(sums: np.ndarray, a: int, b: int) -> tuple[float, float] | No
     return float(np.clip(dy, -1.0, 1.0)), float(np.clip(dx, -1.0, 1.0))
 
 
-def smooth_master(wm: np.ndarray, xm: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The exposure master averaged over ``n`` consecutive points (moving mean of wavelengths and
-    values, ``search_smooth``; n <= 1 or too few points: unchanged). (float64, float32)."""
+def smooth_master(wm: np.ndarray, xm: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
+    """The exposure master as a moving mean (wavelengths and values) over n consecutive points, n the
+    odd number nearest to ``width`` Å over the median point spacing (``search_smooth``); n <= 1 or too
+    few points: unchanged. (float64, float32)."""
+    if width <= 0 or len(wm) < 3:
+        return wm, xm
+    n = 2 * int(round(0.5 * (width / float(np.median(np.diff(wm))) - 1))) + 1
     if n <= 1 or len(wm) < 2 * n:
         return wm, xm
     k = np.full(n, 1.0 / n)
