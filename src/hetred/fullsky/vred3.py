@@ -261,7 +261,7 @@ def smooth_master(wm: np.ndarray, xm: np.ndarray, width: float) -> tuple[np.ndar
     few points: unchanged. (float64, float32)."""
     if width <= 0 or len(wm) < 3:
         return wm, xm
-    n = 2 * int(round(0.5 * (width / float(np.median(np.diff(wm))) - 1))) + 1
+    n = 2 * round(0.5 * (width / float(np.median(np.diff(wm))) - 1)) + 1
     if n <= 1 or len(wm) < 2 * n:
         return wm, xm
     k = np.full(n, 1.0 / n)
