@@ -28,13 +28,16 @@ and the residual map of ``hetred resmap``. Steps, in vred3's order (line numbers
      background (:func:`getback`) subtracted where N_c < 40; rectified onto 3470 + 2 i Å by
      linear interpolation on λ' (0 outside the fiber's wavelengths).
 
-hetred's three documented departures, each a setting (``profile = "karl"`` restores vred3):
+hetred's five documented departures, each a setting (``profile = "karl"`` restores vred3):
 ``search_points = "inside"`` (only amp-master points that stay inside the exposure master enter
 the W0/W1 sum: vred3's xlinint2 gives 0 beyond the master's ends and pulls the amps at the ends
 of the wavelength range by up to 0.2 Å), ``passes = 2`` (the exposure master made again from the
 samples at their corrected wavelengths divided by their amps' factors, and every amp measured
 against it: the first master blends every amp's shift), ``refine = true`` (the minimum of a
-quadratic through the 3 x 3 grid sums around the grid's minimum). Numerical differences from the
+quadratic through the 3 x 3 grid sums around the grid's minimum), ``search_smooth = 0.5`` Å (the
+search and Factor see the exposure master as a moving mean over 0.5 Å: its 0.4 % point noise was
+the largest error of W0/W1, :func:`smooth_master`) and ``newton = true`` (Gauss-Newton steps from
+the grid's minimum to the least-squares minimum of the same sum, :func:`newton_minimum`). Numerical differences from the
 Fortran: sums and means in float64 (Karl: float32), a proper interpolation where ``xlinint2``
 would keep a stale value (a point before its search start: never for increasing wavelengths),
 samples sorted stably by wavelength (Karl's heapsort orders ties otherwise).
