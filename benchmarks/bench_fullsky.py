@@ -98,7 +98,7 @@ def exposure(n_ifus: int, root: Path) -> None:
     entries = month_entries(lay, "201801")
     u = FullskyUnit("20180110", 7, 1)
     rss0 = _rss_mb()
-    for label, st in (("hetred (2 passes, refine, inside)", FullskySettings(qa=False)),
+    for label, st in (("hetred (2 passes, inside, smooth, Newton)", FullskySettings(qa=False)),
                       ("profile karl (vred3 exactly)", FullskySettings.from_config({"profile": "karl", "qa": False}))):
         w, c = time.perf_counter(), time.process_time()
         out = run_fullsky(lay, u, st, entries=entries)

@@ -172,9 +172,10 @@ def test_truth_is_recovered(shot):
                                            a.error, a.sky, blank, st)
             assert abs(mean) < 0.005 and 0.95 <= scale <= 1.05, (a.name, mean, scale)
     # W0, W1: the issue asks for 0.05 Å and 0.05 (x 1000) per amp, which the photon noise of one amp's
-    # sky does not allow (Monte Carlo of one amp against a noiseless master: sigma 0.027 Å and 0.042);
-    # the rms over the three exposures' amps (39) is held to the noise level
-    assert np.sqrt(np.mean(dev0)) <= 0.05 and np.sqrt(np.mean(dev1)) <= 0.06, (dev0, dev1)
+    # sky does not allow for every amp (Cramer-Rao bound of one amp: sigma 0.022 Å and 0.029,
+    # docs/stages/fullsky.md); the rms over the three exposures' amps (39) is held to 0.05 (measured
+    # 0.024 and 0.034)
+    assert np.sqrt(np.mean(dev0)) <= 0.05 and np.sqrt(np.mean(dev1)) <= 0.05, (dev0, dev1)
 
 
 def test_fullsky_hdu_by_amp_name(shot):
@@ -273,4 +274,4 @@ def test_full_focal_plane_acceptance():
     assert m["n"] == 312 and m["flagged"] == 0
     assert m["factor_max"] <= 0.003 and m["nc_bad"] == 0
     assert m["resid_mean_max"] < 0.005 and 0.95 <= m["resid_scale"][0] and m["resid_scale"][1] <= 1.05
-    assert m["w0_rms"] <= 0.05 and m["w1_rms"] <= 0.06
+    assert m["w0_rms"] <= 0.05 and m["w1_rms"] <= 0.05

@@ -23,6 +23,7 @@ def test_profiles():
     k = FullskySettings.from_config({"profile": "karl"})
     assert (k.passes, k.refine) == (1, False)
     assert (ST.passes, ST.refine, ST.search_points) == (2, True, "inside")
+    assert (k.search_smooth, k.newton) == (0.0, False) and (ST.search_smooth, ST.newton) == (0.5, True)
     assert FullskySettings.from_config({"profile": "karl", "passes": 2}).passes == 2
     assert set(PROFILES) == {"hetred", "karl"}
     from hetred.errors import HetredError
@@ -85,6 +86,40 @@ def test_wavelength_search_recentres_on_the_w0_edge():
     st1 = FullskySettings.from_config({"profile": "karl", "max_recentre": 1})
     w0b, _, n1 = V.wavelength_search(x2, y2, x, sky.astype(np.float32), 1.0, st1)
     assert n1 == 1 and w0b == pytest.approx(1.0)          # stopped after one recentring: the grid's end
+
+
+def _two_line_sky():
+    x = np.linspace(3500, 5500, 36000)
+    sky = 100 + 150 * np.exp(-0.5 * ((x - 5460.7) / 2.3) ** 2) + 80 * np.exp(-0.5 * ((x - 4046.6) / 2.3) ** 2)
+    return x, sky
+
+
+def test_newton_minimum_reaches_the_truth_between_grid_points():
+    """The hetred profile's Gauss-Newton step: a shift between the grid's points (and a scale) is
+    found to well within the grid step; off the grid minimum's reach or without points: None."""
+    x, sky = _two_line_sky()
+    x2 = np.linspace(3600, 5480, 5000)
+    w0t, w1t = 0.137, 0.113e-3
+    y2 = (0.97 * np.interp(x2 + w0t + w1t * (4500 - x2), x, sky)).astype(np.float32)
+    xs = sky.astype(np.float32)
+    w0, w1 = V.newton_minimum(x2, y2, x, xs, 1.0, 0.1667, 0.08e-3, ST)
+    assert w0 == pytest.approx(w0t, abs=2e-3) and w1 == pytest.approx(w1t, abs=2e-6)
+    w0, w1, _ = V.wavelength_search(x2, y2, x, xs, 0.97, ST)           # grid, quadratic, then Newton
+    assert w0 == pytest.approx(w0t, abs=2e-3) and w1 == pytest.approx(w1t, abs=2e-6)
+    assert V.newton_minimum(x2, y2, x, xs, 1.0, 0.9, 0.0, ST) is None   # 9 grid steps away: not within reach
+    assert V.newton_minimum(x2[:2], y2[:2], x, xs, 1.0, 0.1, 0.0, ST) is None
+
+
+def test_smooth_master_over_a_width_in_angstrom():
+    x, sky = _two_line_sky()                 # 0.056 Å spacing: 0.5 Å is 9 points
+    wm, xm = V.smooth_master(x, sky.astype(np.float32), 0.5)
+    assert len(wm) == len(x) - 8 and xm.dtype == np.float32
+    assert wm[0] == pytest.approx(x[:9].mean()) and xm[0] == pytest.approx(sky[:9].mean(), rel=1e-6)
+    # a line of sigma 2.3 Å: the box's variance (0.5^2 / 12 Å^2) lowers its peak by 0.2 % of its height
+    assert sky.max() - xm.max() == pytest.approx(150 * 0.5 ** 2 / 12 / 2.3 ** 2 / 2, rel=0.1)
+    xc = x[::30]                             # a sparse master (1.7 Å spacing), or width 0: unchanged
+    assert V.smooth_master(xc, sky[::30], 0.5)[0] is xc
+    assert V.smooth_master(x, sky, 0.0)[0] is x
 
 
 def test_refine_minimum_of_a_quadratic():

@@ -371,7 +371,7 @@ def check_fullsky(res: DemoResult) -> list[Check]:
         rows.append(Check("fullsky", f"{label}: W0 - truth rms (max {m['w0_max']:.3f})", m["w0_rms"], "<= 0.05 Å",
                           m["w0_rms"] <= 0.05, "Å"))
         rows.append(Check("fullsky", f"{label}: W1 - truth (x1000) rms (max {m['w1_max']:.3f})", m["w1_rms"],
-                          "<= 0.06", m["w1_rms"] <= 0.06))
+                          "<= 0.05", m["w1_rms"] <= 0.05))
         rows.append(Check("fullsky", f"{label}: N_c wrong (of {m['n']} amps, {m['nc_total']} continuum fibers)",
                           m["nc_bad"], "0", m["nc_bad"] == 0, "amps"))
         rows.append(Check("fullsky", f"{label}: blank fibers' residual / sky, worst amp", m["resid_mean_max"],

@@ -137,7 +137,9 @@ def _provenance(u: FullskyUnit, st: FullskySettings) -> list[tuple[str, object, 
             ("CRVAL1", float(st.wave0), "Angstrom"), ("CDELT1", float(st.dwave), "Angstrom"),
             ("CRPIX1", 1.0, ""), ("CTYPE1", "WAVE", ""),
             ("FFPROF", st.profile, "settings profile"), ("FFPASSES", st.passes, "master passes"),
-            ("FFPOINTS", st.search_points, "W0/W1 sum: inside or all"), ("FFREFINE", bool(st.refine), "grid refined")]
+            ("FFPOINTS", st.search_points, "W0/W1 sum: inside or all"), ("FFREFINE", bool(st.refine), "grid refined"),
+            ("FFSMOOTH", float(st.search_smooth), "Angstrom: master mean for the W0/W1 search"),
+            ("FFNEWTON", bool(st.newton), "W0/W1 Gauss-Newton least squares")]
 
 
 def run_fullsky(layout: Layout, u: FullskyUnit, settings: FullskySettings | None = None,

@@ -60,6 +60,19 @@ class FullskySettings:
     #: false: the grid point (vred3); true (hetred's default): the minimum of the quadratic through the
     #: 3 x 3 sums around it (vred3's grid steps are 0.083 Å and 0.08e-3 per Å)
     refine: bool = True
+    #: Angstrom: the exposure master as the W0/W1 search and Factor see it is a moving mean (wavelengths
+    #: and values) over as many of its points as span this width (0: vred3's master). 0.5 (hetred's
+    #: default; 9 points of the 312-amp master) averages the master's noise (0.4 % per point), which the
+    #: search's piecewise-linear master carries into W0/W1, and stays far below the lines' width (LSF
+    #: sigma ~2.3 Å); a master sparser than this (few amps) is used as it is
+    search_smooth: float = 0.5
+    #: false: the grid's (or the quadratic's) minimum (vred3); true (hetred's default): from there, the
+    #: least-squares minimum of the same sum over (scale, W0, W1) by Gauss-Newton steps (master
+    #: derivative by central differences of newton_step Å), kept only when it converges within
+    #: newton_reach grid steps of the grid minimum
+    newton: bool = True
+    newton_step: float = 0.1
+    newton_reach: float = 2.0
     #: residual background (getback, iback = 0): the non-continuum fibers within +-back_fibers (not the
     #: fiber itself), biweights over the columns between back_columns (1-based, inclusive, shared ends)
     #: placed at the segments' middles and interpolated linearly in column, flat beyond [vred3:445-516]
@@ -123,6 +136,8 @@ class FullskySettings:
             bad.append("back_columns increasing, at least 2")
         if len(s.hg_window) != 2 or len(s.nlow_columns) != 2:
             bad.append("hg_window and nlow_columns: two values")
+        if s.search_smooth < 0 or s.newton_step <= 0 or s.newton_reach <= 0:
+            bad.append("search_smooth >= 0, newton_step > 0, newton_reach > 0")
         if s.passes < 1:
             bad.append("passes >= 1")
         if s.search_points not in ("inside", "all"):
@@ -144,5 +159,5 @@ class FullskySettings:
 #: named settings: ``profile = "karl"`` is vred3 exactly
 PROFILES: dict[str, dict[str, Any]] = {
     "hetred": {},
-    "karl": {"search_points": "all", "passes": 1, "refine": False},
+    "karl": {"search_points": "all", "passes": 1, "refine": False, "search_smooth": 0.0, "newton": False},
 }
