@@ -1,6 +1,7 @@
 """``hetred astrom (MONTH | --shot DATEvOBS)``: step 8, astrometry (docs/stages/astrom.md)."""
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import click
@@ -16,11 +17,10 @@ from hetred.cli.common import (
     run_parallel,
     stage_entries,
     status_cell,
-    track,
     unit_counts,
 )
 from hetred.errors import HetredError
-from hetred.jobs.units import UnitResult, is_done, run_unit
+from hetred.jobs.units import is_done, run_unit
 
 EXAMPLES = """
 \b
@@ -118,14 +118,9 @@ def command(ctx: click.Context, month: str | None, shot: str | None, catalog: st
                        "{radec2_final.dat, norm.dat, dithall.use, ...}")
         click.echo("dry run: nothing written")
         return
-    results: list[UnitResult] = []
-    if jobs > 1 and len(units) > 1:
-        from functools import partial
-        job = partial(_job, layout, settings=settings, overwrite=overwrite, catalog=catalog, fplane=fplane)
-        results = run_parallel(layout, STAGE, job, units, lambda u: u.unit, jobs, "astrom", quiet)
-    else:
-        for u in track(units, "astrom", total=len(units), quiet=quiet):
-            results.append(_job(layout, u, settings, overwrite, catalog, fplane))
+    # in-process when jobs <= 1; else a worker pool where a dead worker fails only its unit
+    job = partial(_job, layout, settings=settings, overwrite=overwrite, catalog=catalog, fplane=fplane)
+    results = run_parallel(layout, STAGE, job, units, lambda u: u.unit, jobs, "astrom", quiet)
     for r in results:
         if r.status in ("skipped", "running"):
             report_unit(r, quiet=quiet)

@@ -2,6 +2,8 @@
 (docs/stages/calfib.md)."""
 from __future__ import annotations
 
+from functools import partial
+
 import click
 from rich.table import Table
 
@@ -13,11 +15,10 @@ from hetred.cli.common import (
     parse_slot,
     report_unit,
     run_parallel,
-    track,
     unit_counts,
 )
 from hetred.errors import HetredError
-from hetred.jobs.units import UnitResult, is_done, run_unit
+from hetred.jobs.units import is_done, run_unit
 
 EXAMPLES = """
 \b
@@ -78,14 +79,9 @@ def command(ctx: click.Context, month: str | None, shot: str | None, ifuslots: t
             click.echo(f"{u.unit}: {state}; would write calfib/{u.month}/{u.datevobs}_SSS_{u.ifuslot:03d}_UUU_cal.fits")
         click.echo("dry run: nothing written (SSS/UUU: SPECID and IFUID of the rectified spectra)")
         return
-    results: list[UnitResult] = []
-    if jobs > 1 and len(units) > 1:       # a dead worker fails only its unit (hetred.jobs.pool)
-        from functools import partial
-        job = partial(_job, layout, settings=settings, overwrite=overwrite)
-        results = run_parallel(layout, STAGE, job, units, lambda u: u.unit, jobs, "calfib", quiet)
-    else:
-        for u in track(units, "calfib", total=len(units), quiet=quiet):
-            results.append(_job(layout, u, settings, overwrite))
+    # in-process when jobs <= 1; else a worker pool where a dead worker fails only its unit
+    job = partial(_job, layout, settings=settings, overwrite=overwrite)
+    results = run_parallel(layout, STAGE, job, units, lambda u: u.unit, jobs, "calfib", quiet)
     for r in results:
         if r.status == "skipped":
             report_unit(r, quiet=quiet)

@@ -178,7 +178,10 @@ def run_parallel(layout, stage: str, job: Callable[[T], UnitResult], items: list
                  quiet: bool = False) -> list[UnitResult]:
     """``job(item)`` for every item in ``jobs`` worker processes (:mod:`hetred.jobs.pool`), the
     results in the order of ``items``; a unit whose worker dies fails alone (failed marker
-    written) and the others go on."""
+    written) and the others go on. With ``jobs`` <= 1 or a single item: in this process, in
+    order, with the same progress bar (every stage's ``--jobs N``)."""
+    if jobs <= 1 or len(items) <= 1:
+        return [job(it) for it in track(items, description, total=len(items), quiet=quiet)]
     from hetred.jobs.pool import WorkerDied, WorkerPool, died_result
 
     got: dict[int, UnitResult] = {}

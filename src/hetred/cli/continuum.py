@@ -1,6 +1,8 @@
 """``hetred continuum (MONTH | --shot DATEvOBS)``: step 15, continuum sources (docs/stages/detect.md)."""
 from __future__ import annotations
 
+from functools import partial
+
 import click
 from rich.table import Table
 
@@ -14,11 +16,10 @@ from hetred.cli.common import (
     run_parallel,
     stage_entries,
     status_cell,
-    track,
     unit_counts,
 )
 from hetred.errors import HetredError
-from hetred.jobs.units import UnitResult, is_done, run_unit
+from hetred.jobs.units import is_done, run_unit
 
 EXAMPLES = """
 \b
@@ -89,14 +90,9 @@ def command(ctx: click.Context, month: str | None, shot: str | None, profile: st
                        f"{layout.path('continuum_rcs', month=u.datevobs[:6], datevobs=u.datevobs)} and the spectra")
         click.echo("dry run: nothing written")
         return
-    results: list[UnitResult] = []
-    if jobs > 1 and len(units) > 1:       # a dead worker fails only its unit (hetred.jobs.pool)
-        from functools import partial
-        job = partial(_job, layout, settings=settings, overwrite=overwrite)
-        results = run_parallel(layout, STAGE_CONTINUUM, job, units, lambda u: u.unit, jobs, "continuum", quiet)
-    else:
-        for u in track(units, "continuum", total=len(units), quiet=quiet):
-            results.append(_job(layout, u, settings, overwrite))
+    # in-process when jobs <= 1; else a worker pool where a dead worker fails only its unit
+    job = partial(_job, layout, settings=settings, overwrite=overwrite)
+    results = run_parallel(layout, STAGE_CONTINUUM, job, units, lambda u: u.unit, jobs, "continuum", quiet)
     for r in results:
         if r.status != "done":
             report_unit(r, quiet=quiet)

@@ -1,6 +1,8 @@
 """``hetred detect (MONTH | --shot DATEvOBS)``: step 14, the line search (docs/stages/detect.md)."""
 from __future__ import annotations
 
+from functools import partial
+
 import click
 from rich.table import Table
 
@@ -15,11 +17,10 @@ from hetred.cli.common import (
     run_parallel,
     stage_entries,
     status_cell,
-    track,
     unit_counts,
 )
 from hetred.errors import HetredError
-from hetred.jobs.units import UnitResult, is_done, run_unit
+from hetred.jobs.units import is_done, run_unit
 
 EXAMPLES = """
 \b
@@ -105,14 +106,9 @@ def command(ctx: click.Context, month: str | None, shot: str | None, ifuslots: t
                        f"{u.datevobs}_SSS_{u.ifuslot:03d}_UUU.{{mc,list,spec}}")
         click.echo("dry run: nothing written")
         return
-    results: list[UnitResult] = []
-    if jobs > 1 and len(units) > 1:       # a dead worker fails only its unit (hetred.jobs.pool)
-        from functools import partial
-        job = partial(_job, layout, settings=settings, overwrite=overwrite, sources=sources)
-        results = run_parallel(layout, STAGE, job, units, lambda u: u.unit, jobs, "detect", quiet)
-    else:
-        for u in track(units, "detect", total=len(units), quiet=quiet):
-            results.append(_job(layout, u, settings, overwrite, sources))
+    # in-process when jobs <= 1; else a worker pool where a dead worker fails only its unit
+    job = partial(_job, layout, settings=settings, overwrite=overwrite, sources=sources)
+    results = run_parallel(layout, STAGE, job, units, lambda u: u.unit, jobs, "detect", quiet)
     for r in results:
         if r.status != "done":
             report_unit(r, quiet=quiet)

@@ -3,6 +3,7 @@ reads (docs/stages/h5.md)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import click
 from rich.table import Table
@@ -18,7 +19,6 @@ from hetred.cli.common import (
     run_parallel,
     stage_entries,
     status_cell,
-    track,
     unit_counts,
 )
 from hetred.errors import HetredError
@@ -168,14 +168,9 @@ def shot_cmd(ctx: click.Context, month: str | None, shot: str | None, jobs: int,
         click.echo("dry run: nothing written")
         return
     quiet = cfg.verbosity < 0
-    results: list[UnitResult] = []
-    if jobs > 1 and len(units) > 1:
-        from functools import partial
-        job = partial(_shot_job_of, layout, st, overwrite)
-        results = run_parallel(layout, STAGE_SHOT, job, [u.unit for u in units], lambda d: d, jobs, "h5 shot", quiet)
-    else:
-        for u in track(units, "h5 shot", total=len(units), quiet=quiet):
-            results.append(_shot_job(layout, u.unit, st, overwrite))
+    # in-process when jobs <= 1; else a worker pool where a dead worker fails only its unit
+    job = partial(_shot_job_of, layout, st, overwrite)
+    results = run_parallel(layout, STAGE_SHOT, job, [u.unit for u in units], lambda d: d, jobs, "h5 shot", quiet)
     _finish(ctx, results, "hetred h5 shot", ("ifus", "fibers", "fluxlimit_4540", "bytes"))
 
 

@@ -17,10 +17,9 @@ from hetred.cli.common import (
     run_parallel,
     stage_entries,
     status_cell,
-    track,
     unit_counts,
 )
-from hetred.jobs.units import UnitResult, is_done, run_unit
+from hetred.jobs.units import is_done, run_unit
 from hetred.virus.amp import AMPS
 
 EXAMPLES = """
@@ -80,13 +79,9 @@ def command(ctx: click.Context, month: str, specids: tuple[int, ...], amps: tupl
                        f"{layout.path('resmap_res', month=month, specid=u.specid, amp=u.amp)} (+ sres, rres, chi, PNG)")
         click.echo("dry run: nothing written")
         return
-    results: list[UnitResult] = []
-    if jobs > 1 and len(units) > 1:       # a dead worker fails only its unit (hetred.jobs.pool)
-        job = partial(_job, layout, settings=settings, overwrite=overwrite)
-        results = run_parallel(layout, STAGE, job, units, lambda u: u.unit, jobs, "resmap", quiet)
-    else:
-        for u in track(units, "resmap", total=len(units), quiet=quiet):
-            results.append(_job(layout, u, settings, overwrite))
+    # in-process when jobs <= 1; else a worker pool where a dead worker fails only its unit
+    job = partial(_job, layout, settings=settings, overwrite=overwrite)
+    results = run_parallel(layout, STAGE, job, units, lambda u: u.unit, jobs, "resmap", quiet)
     for r in results:
         if r.status in ("skipped", "running", "empty"):
             report_unit(r, quiet=quiet)

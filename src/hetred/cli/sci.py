@@ -1,6 +1,8 @@
 """``hetred sci (MONTH | --shot DATEvOBS)``: step 7, science reductions (docs/stages/sci.md)."""
 from __future__ import annotations
 
+from functools import partial
+
 import click
 from rich.table import Table
 
@@ -15,11 +17,10 @@ from hetred.cli.common import (
     report_unit,
     run_parallel,
     status_cell,
-    track,
     unit_counts,
 )
 from hetred.errors import HetredError
-from hetred.jobs.units import UnitResult, is_done, run_unit
+from hetred.jobs.units import is_done, run_unit
 
 EXAMPLES = """
 \b
@@ -93,14 +94,9 @@ def command(ctx: click.Context, month: str | None, shot: str | None, exp: int | 
     if dry_run:
         _dry_run(layout, units, overwrite, STAGE)
         return
-    results: list[UnitResult] = []
-    if jobs > 1 and len(units) > 1:
-        from functools import partial
-        job = partial(_job, layout, settings=settings, overwrite=overwrite)
-        results = run_parallel(layout, STAGE, job, units, lambda u: u.unit, jobs, "sci", quiet)
-    else:
-        for u in track(units, "sci", total=len(units), quiet=quiet):
-            results.append(_job(layout, u, settings, overwrite))
+    # in-process when jobs <= 1; else a worker pool where a dead worker fails only its unit
+    job = partial(_job, layout, settings=settings, overwrite=overwrite)
+    results = run_parallel(layout, STAGE, job, units, lambda u: u.unit, jobs, "sci", quiet)
     pngs: list[str] = []
     if settings.fplane_png:
         from hetred.sci.run import write_exposure_pngs
