@@ -24,10 +24,10 @@ from typing import Callable
 from hetred.errors import HetredError
 from hetred.io.atomic import atomic_path, write_json_atomic
 from hetred.layout import Layout, format_relative
-from hetred.sim import almanac, families, presets, seeds
+from hetred.sim import almanac, families, presets
 from hetred.sim import truth as truth_mod
 from hetred.sim.focalplane import choose_slots
-from hetred.sim.frame import AmpModel, exposure_context
+from hetred.sim.frame import AmpModel, exposure_context, shot_scenes
 from hetred.sim.plan import FrameCounts, NightPlan, describe, parse_nights, plan_night
 from hetred.sim.skyvar import SkyVariation
 from hetred.virus.amp import AMPS
@@ -212,15 +212,8 @@ def simulate_archive(layout: Layout, nights: str | list[str] | None = None,
 
 def _simulate_night(layout: Layout, plan: ArchivePlan, night: NightPlan, summary: SimSummary,
                     solar_arr, progress: Progress | None, done: list[int], total: int) -> None:
-    from hetred.sim import sky
-
     seed, slots = plan.seed, plan.slots
-    scenes = {}
-    for o in night.shots:
-        scenes[o.obs] = sky.make_shot_scene(seeds.rng(seed, seeds.SCENE, night=night.night, obs=o.obs),
-                                            night.night, o.obs, slots, ra0=o.ra0, dec0=o.dec0,
-                                            bright_lines=o.bright_lines,
-                                            n_stars_per_ifu=o.stars_per_ifu, g_range=o.star_g)
+    scenes = shot_scenes(seed, night, slots)
     contexts = [exposure_context(seed, e, o, scenes.get(o.obs), solar_arr, plan.sky_variation)
                 for o in night.observations for e in o.exposures]
     t_night = almanac.night_start(night.night)

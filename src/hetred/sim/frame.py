@@ -306,17 +306,24 @@ def background_adu(model: AmpModel, ctx: ExposureContext) -> np.ndarray:
     return np.ascontiguousarray(ampgeom.deorient(img, model.amp, model.ampname), dtype=np.float32)
 
 
+def shot_scenes(seed: int, night_plan, slots) -> dict:
+    """{obs: ShotScene} of a planned night's science shots (their seeded draws, the plan's
+    pointing, bright lines, stars per IFU and g range): one place for simulate_archive and
+    :func:`night_contexts`."""
+    from hetred.sim import sky
+
+    return {o.obs: sky.make_shot_scene(seeds.rng(seed, seeds.SCENE, night=night_plan.night, obs=o.obs),
+                                       night_plan.night, o.obs, slots, ra0=o.ra0, dec0=o.dec0,
+                                       bright_lines=o.bright_lines, n_stars_per_ifu=o.stars_per_ifu,
+                                       g_range=o.star_g)
+            for o in night_plan.shots}
+
+
 def night_contexts(seed: int, night_plan, slots, solar: np.ndarray | None = None,
                    skyvar=None) -> list[ExposureContext]:
     """The exposure contexts of a planned night exactly as :func:`hetred.sim.simulate_archive`
     builds them (science scenes and the sky variation included), in plan order; for truth checks
     in tests."""
-    from hetred.sim import sky
-
-    scenes = {o.obs: sky.make_shot_scene(seeds.rng(seed, seeds.SCENE, night=night_plan.night, obs=o.obs),
-                                         night_plan.night, o.obs, slots, ra0=o.ra0, dec0=o.dec0,
-                                         bright_lines=o.bright_lines,
-                                            n_stars_per_ifu=o.stars_per_ifu, g_range=o.star_g)
-              for o in night_plan.shots}
+    scenes = shot_scenes(seed, night_plan, slots)
     return [exposure_context(seed, e, o, scenes.get(o.obs), solar, skyvar)
             for o in night_plan.observations for e in o.exposures]
