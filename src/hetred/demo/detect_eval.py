@@ -269,3 +269,36 @@ def continuum_acceptance(root: Path, profile: str = "hdr2.1", seed: int = 21, ex
         d = 3600 * np.hypot((found[:, 0] - s["ra"]) * cosd, found[:, 1] - s["dec"]) if len(found) else np.zeros(0)
         out.append((float(s["g"]), int(np.sum(d < 2.0)), float(d.min()) if d.size else np.inf))
     return out
+
+
+def ideal_snr_calfib(layout, month: str, datevobs: str, lines: np.ndarray, fwhm: float, beta: float = 3.5,
+                     radius: float = 4.0) -> np.ndarray:
+    """Ideal matched-filter S/N of true lines (``ra``, ``dec``, ``wave``, ``flux`` erg/s/cm²,
+    ``sigma_obs`` Å; (n,)) in a shot reduced from raw: sqrt(sum over the fibers within ``radius``
+    arcsec and the 2-Å bins of (F p_i g_j / calibe_ij)^2), p_i the fiber's fraction of a Moffat
+    (``fwhm``, ``beta``), g_j the line's Gaussian fraction in bin j, calibe the calibrated fibers'
+    errors (their scale in blank fibers is a demo row). The S/N a perfect search would reach: the
+    yardstick of the noise of each line's flux, wavelength and position; (n,), 0 off the IFUs."""
+    from hetred.calfib.calibrate import GRID
+    from hetred.demo.checks_tp import AMPS, calfib_tables
+    from hetred.io.shotfiles import read_dithall
+    from hetred.throughput.psf import fiber_table
+    from hetred.throughput.shot import local_xy
+
+    cal = calfib_tables(layout, month, datevobs)
+    dith = read_dithall(layout.path("dithall", datevobs=datevobs))
+    row = 448 * (dith.exp - 1) + 112 * np.array([AMPS.index(a) for a in dith.amp]) + dith.fiber - 1
+    table = fiber_table(beta)
+    out = np.zeros(len(lines))
+    for k, ln in enumerate(lines):
+        x, y = local_xy(dith.ra, dith.dec, float(ln["ra"]), float(ln["dec"]))
+        near = np.nonzero((np.hypot(x, y) < radius) & np.isin(dith.ifuslot, list(cal)))[0]
+        if near.size == 0:
+            continue
+        p = table.fractions(np.hypot(x[near], y[near]), fwhm)
+        z = (GRID - float(ln["wave"])) / float(ln["sigma_obs"])
+        g = 2.0 * np.exp(-0.5 * z**2) / (np.sqrt(2.0 * np.pi) * float(ln["sigma_obs"]))
+        e = np.array([cal[int(dith.ifuslot[i])][1][row[i]] for i in near])
+        s = (float(ln["flux"]) * 1e17 * p[:, None] * g[None, :]) ** 2 / np.where(e > 0, e, np.inf) ** 2
+        out[k] = float(np.sqrt(s.sum()))
+    return out
