@@ -233,6 +233,9 @@ def measure_shot(catalog: np.ndarray, fibers: Dithall, load: AmpLoader, adr: Adr
     else:
         fwhm, fscale, fn = -666.0, -2.0, 0
     use_fwhm = fwhm if fn else st.fwhm_default
+    if use_fwhm > st.fwhm_start:      # the blends again at the shot's seeing (demo seed 2: 2.2")
+        flag_blends([s for s in stars if not s.reason], catalog, use_fwhm, st.fit_radius, st.blend_max_light,
+                    st.beta)
     for s in stars:
         if s.reason:
             continue
