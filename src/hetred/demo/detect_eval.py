@@ -151,6 +151,18 @@ def measurement(det: dict[str, np.ndarray], truth: np.ndarray, idx: np.ndarray, 
                        float(np.median(det["linewidth"][i] / truth["sigma_obs"][m])))
 
 
+def median_flux_bias_sd(det: dict[str, np.ndarray], truth: np.ndarray, idx: np.ndarray, min_sn: float = 10.0,
+                        n_boot: int = 1000, seed: int = 1) -> float:
+    """Bootstrap 1-sigma of :class:`Measurement`'s median flux bias (the lines resampled)."""
+    s = truth["flux"] / truth["f1"]
+    m = (idx >= 0) & (s > min_sn)
+    if m.sum() < 2:
+        return float("nan")
+    r = det["flux"][idx[m]] * 1e-17 / truth["flux"][m]
+    rng = np.random.default_rng(seed)
+    return float(np.std(np.median(r[rng.integers(0, r.size, (n_boot, r.size))], axis=1)))
+
+
 def mc_files(red: Path, run: str, slots=None) -> list[Path]:
     """The ``.mc`` files of a run under a reduction root (optionally of some IFU slots)."""
     out = []
