@@ -93,8 +93,8 @@ def stage_detect(res: DemoResult) -> list[str]:
 
 
 #: the allowances of the demo shot's rows beside each line's noise: its 2 IFUs' calibration (the
-#: response curve of ~10 stars, norm.dat: ~3 %), the wavelength solution, the astrometry
-SYS_FLUX, SYS_WAVE, SYS_POS = 0.03, 0.1, 0.1
+#: response curve of ~10 stars, norm.dat: ~3 %), the wavelength solution
+SYS_FLUX, SYS_WAVE = 0.03, 0.1
 MIN_IDEAL_SN = 8.0           #: lines a search must find: ideal S/N >= this (the threshold is ~5)
 
 
@@ -102,10 +102,10 @@ def _shot_rows(res: DemoResult, dvo: str) -> list[Check]:
     """The demo shot's random lines of 1e-16 - 1e-14 erg/s/cm^2 (module docstring), judged
     against each line's noise: its ideal matched-filter S/N from the calibrated fibers'
     errors (:func:`hetred.demo.detect_eval.ideal_snr_calfib`) says whether a search must find
-    it; its measured S/N (``sn``) gives the 1-sigma of its flux (F / sn), wavelength (sqrt2
-    sigma_obs / sn) and position (0.6 FWHM / sn per axis), each added in quadrature to the
+    it; the rows below judge those found among them: its measured S/N (``sn``) gives the 1-sigma
+    of its flux (F / sn) and wavelength (sqrt2 sigma_obs / sn), each added in quadrature to the
     SYS_* allowance; the worst |deviation| / that sigma must be <= 3 (a few lines: ~1 % chance
-    per row of a 3-sigma excursion)."""
+    per row of a 3-sigma excursion); the worst position offset <= 0.5"."""
     from hetred.demo import detect_eval as E
 
     truth = json.loads(res.layout.path("truth_shot", night=dvo[:8], datevobs=dvo).read_text())
@@ -133,12 +133,16 @@ def _shot_rows(res: DemoResult, dvo: str) -> list[Check]:
     zw = np.abs(det["wave"][i] - tf["wave"]) / np.hypot(np.sqrt(2.0) * tf["sigma_obs"] / sn, SYS_WAVE)
     cosd = np.cos(np.radians(np.mean(tf["dec"])))
     d = 3600 * np.hypot((det["ra"][i] - tf["ra"]) * cosd, det["dec"][i] - tf["dec"])
-    zp = d / np.hypot(0.6 * fwhm / sn, SYS_POS)
     n = int(judged.sum())
-    for what, z, sys in (("flux / truth - 1", zf, f"{SYS_FLUX:.0%}"), ("wavelength - truth", zw, f"{SYS_WAVE} A"),
-                         ("position offset", zp, f"{SYS_POS}\"")):
-        rows.append(Check("detect", f"{dvo}: those found ({n}; ideal S/N >= {MIN_IDEAL_SN:g}), worst |{what}| / its sigma (noise from S/N, "
-                          f"{sys} allowance)", float(np.max(z)), "<= 3", bool(np.max(z) <= 3.0), "sigma"))
+    for what, z, sys in (("flux / truth - 1", zf, f"{SYS_FLUX:.0%}"), ("wavelength - truth", zw, f"{SYS_WAVE} A")):
+        rows.append(Check("detect", f"{dvo}: those found ({n}; ideal S/N >= {MIN_IDEAL_SN:g}), worst |{what}| / its "
+                          f"sigma (noise from S/N, {sys} allowance)", float(np.max(z)), "<= 3", bool(np.max(z) <= 3.0),
+                          "sigma"))
+    # the position is not judged in sigmas: the search's raster and its S/N peak give it a floor of
+    # ~0.2" (the preset: median offset 0.25" at ideal S/N 15-30 in 2.4" seeing, 1.9 x the ideal
+    # centroid noise), so the worst offset is held to the 0.5" it always was
+    rows.append(Check("detect", f"{dvo}: those found ({n}), worst position offset", float(np.max(d)), "<= 0.5",
+                      bool(np.max(d) <= 0.5), "arcsec"))
     return rows
 
 
