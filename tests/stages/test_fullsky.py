@@ -275,3 +275,34 @@ def test_full_focal_plane_acceptance():
     assert m["factor_max"] <= 0.003 and m["nc_bad"] == 0
     assert m["resid_mean_max"] < 0.005 and 0.95 <= m["resid_scale"][0] and m["resid_scale"][1] <= 1.05
     assert m["w0_rms"] <= 0.05 and m["w1_rms"] <= 0.05
+
+
+def test_exposure_with_a_missing_ifu_flags_its_four_amps(tmp_path):
+    """Issue 14's bad input: an exposure whose IFU has no multi file at all (sci failed on it) —
+    its four amps are flagged in amp.dat (Factor 0, Nlo -1, red) and the others are reduced."""
+    from hetred.fullsky.run import STAGE, FullskyUnit, run_fullsky
+    from hetred.jobs.units import run_unit
+    from hetred.layout import Layout
+    from hetred.sim.focalplane import choose_slots
+    from hetred.sim.fullsky_exposure import simulate_fiber_exposure, write_exposure, write_tarlist
+
+    layout = Layout(tmp_path / "raw", tmp_path / "red", tmp_path / "truth")
+    slots = choose_slots([53, 63, 42], None)
+    exposures = [simulate_fiber_exposure(slots, seed=9, night=NIGHT, obs=OBS, exp=e) for e in (1, 2)]
+    for ex in exposures:
+        write_exposure(layout, ex)
+    write_tarlist(layout, exposures)
+    gone = slots[1]
+    for amp in AMPS:
+        layout.path("multi", night=NIGHT, obs=OBS, exp=2, specid=gone.specid, ifuslot=gone.ifuslot,
+                    ifuid=gone.ifuid, amp=amp).unlink()
+    u = FullskyUnit(NIGHT, OBS, 2)
+    r = run_unit(layout, STAGE, u.unit, lambda: run_fullsky(layout, u))
+    assert r.status == "done", r.message
+    flagged = r.outcome.counts["flagged"]
+    names = {f"{gone.specid:03d}_{gone.ifuslot:03d}_{gone.ifuid}_{a}" for a in AMPS}
+    assert set(flagged) == names and all("no multi file" in flagged[n] for n in names)
+    rows = {x.name: x for x in parse_amp_dat(layout.path("fullsky_amp", **u.keys()).read_text())}
+    assert len(rows) == 12
+    assert all((rows[n].factor, rows[n].nlow) == (0.0, -1) for n in names)
+    assert all(rows[n].factor > 0.5 and rows[n].nlow >= 0 for n in rows if n not in names)
