@@ -16,6 +16,11 @@ shots in <= 60 s. Reference: h5tools takes 10-30 min per shot by the seed's acco
 step 17); hetdex_api's h5tools scripts cannot run offline (they read TACC paths and the badshot
 list at import), so the ratio is against the seed's figure.
 
+Each measurement prints wall, CPU (user and kernel apart) and the machine's load average: wall
+exceeds CPU when other jobs share the cores. ``--dir`` chooses where the files go (a temporary
+folder by default); a tmpfs such as /dev/shm is not faster on hetred's virtual machines, where the
+first touch of each page of memory is slow (docs/stages/h5.md "Speed and memory").
+
 Run: ``python benchmarks/bench_h5.py [--ifus 78] [--shots 100] [--compress auto,none] [--dir D]``.
 The output files (18 GB uncompressed for 78 IFUs) are removed unless ``--keep``.
 """
@@ -46,9 +51,11 @@ from hetred.h5.shot import write_shot
 from hetred.layout import Layout
 import tables, astropy.io.fits, astropy.io.ascii, matplotlib.image, healpy   # imports apart from the timing
 lay = Layout(Path(sys.argv[2]) / "raw", Path(sys.argv[2]) / "red")
-t0, c0 = time.perf_counter(), time.process_time()
+t0, c0, r0 = time.perf_counter(), time.process_time(), resource.getrusage(resource.RUSAGE_SELF)
 res = write_shot(lay, sys.argv[3], H5Settings(compress=sys.argv[4]), out=Path(sys.argv[5]))
+r1 = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({"wall": time.perf_counter() - t0, "cpu": time.process_time() - c0,
+                  "user": r1.ru_utime - r0.ru_utime, "sys": r1.ru_stime - r0.ru_stime,
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
                   "bytes": res.path.stat().st_size, "fibers": res.counts["fibers"]}))
 """
@@ -61,10 +68,12 @@ from hetred.h5.fiberindex import write_fiber_index
 from hetred.h5.settings import H5Settings
 import tables, healpy
 files = sorted(Path(sys.argv[2]).glob("*.h5"))
-t0, c0 = time.perf_counter(), time.process_time()
+t0, c0, r0 = time.perf_counter(), time.process_time(), resource.getrusage(resource.RUSAGE_SELF)
 res = write_fiber_index(files, Path(sys.argv[3]) / "fiber_index.h5", Path(sys.argv[3]) / "fiber_mask.h5",
                         H5Settings(compress=sys.argv[4]))
+r1 = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({"wall": time.perf_counter() - t0, "cpu": time.process_time() - c0,
+                  "user": r1.ru_utime - r0.ru_utime, "sys": r1.ru_stime - r0.ru_stime,
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, "rows": res.rows,
                   "bytes": res.path.stat().st_size + res.mask_path.stat().st_size}))
 """
@@ -76,7 +85,14 @@ def _child(code: str, *args: str) -> dict:
     p = subprocess.run([sys.executable, "-c", code, str(SRC), *args], capture_output=True, text=True, env=env, check=False)
     if p.returncode != 0:
         raise SystemExit(p.stderr[-3000:])
-    return json.loads(p.stdout.strip().splitlines()[-1])
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    out["load"] = os.getloadavg()[0]            # other jobs on the machine: wall exceeds cpu when it is > cores
+    return out
+
+
+def _times(r: dict) -> str:
+    return (f"wall {r['wall']:.1f} s, cpu {r['cpu']:.1f} s (user {r['user']:.1f}, sys {r['sys']:.1f}; load "
+            f"{r['load']:.1f} on {os.cpu_count()} cores)")
 
 
 def make_shot(root: Path, n_ifus: int):
@@ -118,8 +134,8 @@ def make_index_inputs(shot_file: Path, folder: Path, n: int, tile: int = 1) -> N
 def _index(args, root: Path) -> None:
     for comp in [c for c in args.compress.split(",") if c]:
         r = _child(CHILD_INDEX, str(root / "index_in"), str(root), comp)
-        print(f"fiber index of {args.shots} shots ({r['rows']} fibers), compress {comp}: wall {r['wall']:.1f} s, "
-              f"cpu {r['cpu']:.1f} s, {r['bytes'] / 1e9:.2f} GB, peak RSS {r['rss_mb']:.0f} MB; target <= "
+        print(f"fiber index of {args.shots} shots ({r['rows']} fibers), compress {comp}: {_times(r)}, "
+              f"{r['bytes'] / 1e9:.2f} GB, peak RSS {r['rss_mb']:.0f} MB; target <= "
               f"{TARGET_INDEX_S:.0f} s: {'met' if r['wall'] <= TARGET_INDEX_S else 'NOT met'}")
 
 
@@ -154,8 +170,8 @@ def main() -> int:
         out = root / f"shot_{comp}.h5"
         r = _child(CHILD_SHOT, str(root), s.datevobs, comp, str(out))
         ok = r["wall"] <= TARGET_SHOT_S and r["rss_mb"] < TARGET_MB
-        print(f"shot file, compress {comp}: {r['fibers']} fibers, {r['bytes'] / 1e9:.2f} GB; wall {r['wall']:.1f} s, "
-              f"cpu {r['cpu']:.1f} s ({1000 * r['cpu'] / (12 * args.ifus):.0f} ms per amp), peak RSS "
+        print(f"shot file, compress {comp}: {r['fibers']} fibers, {r['bytes'] / 1e9:.2f} GB; {_times(r)}, "
+              f"{1000 * r['cpu'] / (12 * args.ifus):.0f} ms of cpu per amp, peak RSS "
               f"{r['rss_mb']:.0f} MB; target <= {TARGET_SHOT_S:.0f} s and < {TARGET_MB:.0f} MB: "
               f"{'met' if ok else 'NOT met'}; h5tools (seed: 10-30 min) / hetred = "
               f"{SEED_MIN_S / r['wall']:.0f}-{SEED_MAX_S / r['wall']:.0f}x")
