@@ -4,7 +4,7 @@ lines 3009-3723; shared/reference/detect_fullsky.md §1.7, §1.9).
 
 Model: ``con + A N(lambda; lambda0 + dlam, sigma)`` (Gauss-Hermite h3 = h4 = 0); free: con, dlam, A
 and sigma unless fixed; Levenberg-Marquardt exactly as NR's mrqmin (lambda 1e-3, x0.1 on success,
-x10 on failure), stopped when a step succeeds with a relative chi^2 change < 1e-3, or lambda >
+x10 on failure), stopped when a step succeeds with a relative chi^2 change < 1e-3 (``fit_tol``), or lambda >
 1e9, or after 500 steps. The data are the pixels strictly within ``wcen +- wrange`` whose flux is
 not 0. A fit is rejected if fewer than 6 pixels lie within +-6 Å of the line, sigma > 50,
 chi^2/n > 5, con > 1000, A <= 0, the line moved > 20 Å or lies within 6 Å of the first or last
@@ -225,7 +225,7 @@ def fit_line(wave: np.ndarray, flux: np.ndarray, err: np.ndarray, wcen: float, s
     free = not fix_sigma
     xr = x - wcen
     # realisation 1
-    a1 = lm_fit(xr, yo[None, :], yeo[None, :], a0, free)[0]
+    a1 = lm_fit(xr, yo[None, :], yeo[None, :], a0, free, tol=s.fit_tol)[0]
     res1 = _evaluate(x, xr, yo[None, :], yeo[None, :], a1[None, :], wcen, s)
     state.last_y = yo
     if not res1["ok"][0]:
@@ -254,7 +254,7 @@ def fit_line(wave: np.ndarray, flux: np.ndarray, err: np.ndarray, wcen: float, s
     noise = state.normals((nsim - 1, nt))
     ysim = model1 + ye_sim[None, :] * noise
     yes = np.broadcast_to(ye_sim, ysim.shape)
-    asim = lm_fit(xr, ysim, yes, a0, free)
+    asim = lm_fit(xr, ysim, yes, a0, free, tol=s.fit_tol)
     rs = _evaluate(x, xr, ysim, yes, asim, wcen, s)
     state.last_y = ysim[-1]
     good = rs["ok"]
