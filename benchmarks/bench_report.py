@@ -102,10 +102,10 @@ def _link(src: Path, dest: Path) -> None:
 # the 78-IFU night, from the demo's products
 
 class Fab:
-    def __init__(self, demo, out, shots: int) -> None:
+    def __init__(self, demo, out, shots: int, reports) -> None:
         from hetred.sim.focalplane import default_order, slot_entry
 
-        self.d, self.o = demo, out
+        self.d, self.o, self.rep = demo, out, reports
         self.slots = [slot_entry(s) for s in default_order()[:78]]
         e0 = slot_entry(SLOT0)
         self.spec0, self.ifuid0 = e0.specid, e0.ifuid
@@ -209,7 +209,7 @@ class Fab:
     def reports(self, dv0: str, dv: str) -> None:
         from hetred.report.db import SCHEMA
 
-        d, o = self.d, self.o
+        d, o = self.rep, self.o
         con = sqlite3.connect(d.path("report_db", month=MONTH, datevobs=dv0))
         rows = con.execute("SELECT * FROM detections").fetchall()
         meta = con.execute("SELECT key, value FROM meta").fetchall()
@@ -234,7 +234,11 @@ class Fab:
         con.executemany("INSERT INTO meta VALUES (?, ?)", meta)
         con.commit()
         con.close()
-        self.marker("report-detections", dv0, dv)
+        self.d, d = self.rep, self.d
+        try:
+            self.marker("report-detections", dv0, dv)
+        finally:
+            self.d = d
 
     def tarlist(self) -> None:
         lines = self.d.path("tarlist", month=MONTH).read_text().splitlines()
@@ -253,10 +257,12 @@ class Fab:
         p.write_text("\n".join(out) + "\n")
 
 
-def fabricate(demo_red: Path, root: Path, shots: int) -> None:
+def fabricate(demo_red: Path, reports_red: Path, root: Path, shots: int) -> None:
+    """The 78-IFU night under ``root`` from the demo's products and the reports of ``reports_red``."""
     from hetred.layout import Layout
 
-    f = Fab(Layout(demo_red.parent / "raw", demo_red), Layout(root / "raw", root / "red"), shots)
+    f = Fab(Layout(demo_red.parent / "raw", demo_red), Layout(root / "raw", root / "red"), shots,
+            Layout(reports_red.parent / "raw", reports_red))
     f.calibration()
     for dv in f.shots:
         f.shot(dv)
@@ -302,7 +308,7 @@ def main() -> int:
         night = root / "night"
         t0 = time.perf_counter()
         if not (night / "red" / "markers").exists():
-            fabricate(demo_red, night, args.shots)
+            fabricate(demo_red, det / "red", night, args.shots)
         print(f"fabricated the 78-IFU night ({args.shots} shots) in {time.perf_counter() - t0:.0f} s (not timed)")
         r = _child("night", str(night), NIGHT)
         c = r["counts"]
@@ -318,7 +324,7 @@ def main() -> int:
         shot_pages = sorted(lay.path("web_dir", night=NIGHT).glob(f"{NIGHT}v*.html"))
         if shot_pages:
             w = max(page_weight(p) for p in shot_pages)
-            print(f"heaviest shot page: {w / 1e6:.2f} MB (its {min(300, 5655)} thumbnails lazy-loaded)")
+            print(f"heaviest shot page: {w / 1e6:.2f} MB with every image (its thumbnails are lazy-loaded)")
     finally:
         if not args.keep and not args.dir:
             shutil.rmtree(root, ignore_errors=True)

@@ -203,7 +203,7 @@ def _finish(ctx: click.Context, results: list[UnitResult], title: str, cols: tup
         table = Table(title=title)
         table.add_column("unit", no_wrap=True)
         for c in cols:
-            table.add_column(c.replace("_", " "), justify="right")
+            table.add_column(_LABELS.get(c, c.replace("_", " ")), justify="right")
         table.add_column("s", justify="right")
         table.add_column("status")
         for r in results:
@@ -213,6 +213,10 @@ def _finish(ctx: click.Context, results: list[UnitResult], title: str, cols: tup
         console.print(table)
         report_notes(title, results, cfg.layout, quiet)
     exit_on_failures(ctx, results)
+
+
+_LABELS = {"detections": "dets", "seconds_per_report": "s/report", "page_weight": "weight B",
+           "broken_links": "broken"}
 
 
 def _cell(v) -> str:

@@ -591,7 +591,9 @@ def night_plan(layout: Layout, night: str, stage_settings: dict[str, dict[str, A
     order, expected = [], {}
     for spec in stages():
         order.append(spec.name)
-        if spec.group == "report" or not entries or spec.missing:
+        # flat enumerates its cameras from the raw frames' headers (minutes for 78 IFUs): its
+        # page rows come from its markers alone
+        if spec.group in ("report", "flat") or not entries or spec.missing:
             continue
         try:
             expected[spec.name] = [u.uid for u in spec.enumerate(scope)]

@@ -194,6 +194,13 @@ class ReportFigure:
                         for _ in range(12)]
         self.table = fig.text(0.765, 0.94, "", ha="left", va="top", family="monospace", fontsize=7.6)
         self.notes = fig.text(0.765, 0.30, "", ha="left", va="top", fontsize=7, color="tab:red")
+        # few ticks: text is most of the drawing time
+        from matplotlib.ticker import MaxNLocator
+
+        for a, nx, ny in ((ax, 8, 4), (az, 5, 4), (ac, 8, 0), (self.ax_ifu, 4, 4), (self.ax_near, 4, 4)):
+            a.xaxis.set_major_locator(MaxNLocator(nx))
+            if ny:
+                a.yaxis.set_major_locator(MaxNLocator(ny))
 
     def _spectrum(self, d: DetectionData) -> None:
         v, ax = d.values, self.ax_spec
@@ -344,9 +351,13 @@ def _thumbnail(rgb: np.ndarray, width: int) -> bytes:
     from PIL import Image
 
     im = Image.fromarray(rgb)
-    height = max(1, round(im.height * width / im.width))
+    factor = im.width // width
+    if factor > 1 and im.width == factor * width:       # a whole factor: box average (fast)
+        small = im.reduce(factor)
+    else:
+        small = im.resize((width, max(1, round(im.height * width / im.width))), Image.Resampling.BILINEAR)
     buf = io.BytesIO()
-    im.resize((width, height), Image.Resampling.LANCZOS).save(buf, format="JPEG", quality=85)
+    small.save(buf, format="JPEG", quality=85)
     return buf.getvalue()
 
 

@@ -67,7 +67,11 @@ def calib_png(c: CalibData, st: ReportSettings) -> bytes | None:
         ax.set_xlim(-0.6, len(slots) - 0.4)
         step = max(1, len(slots) // 26)
         ax.set_xticks(range(0, len(slots), step))
-        ax.set_xticklabels([f"{s:03d}" for s in slots[::step]], fontsize=7, rotation=90 if len(slots) > 12 else 0)
+        if i >= len(keys) - ncol:                  # slot labels on the bottom panels only (text is slow)
+            ax.set_xticklabels([f"{s:03d}" for s in slots[::step]], fontsize=7,
+                               rotation=90 if len(slots) > 12 else 0)
+        else:
+            ax.set_xticklabels([])
         ax.tick_params(axis="y", labelsize=7)
         if i == 0:
             ax.legend(fontsize=7, ncol=4, loc="best", frameon=False, handletextpad=0.1)

@@ -133,17 +133,18 @@ def _detections(f: Folder, s: ShotData, st: ReportSettings) -> str:
     if png is not None:
         out.append(H.figure(f.url(f.image(f"{s.datevobs}_detections.png", png)), "reported detections"))
     lay = f.layout
+    have = _existing(lay, s, ("report_png", "report_pdf", "report_thumb"))
     thumbs, rows = [], []
     for k, r in enumerate(s.reports):
         did = int(r["detectid"])
         src = lay.path("report_png", month=s.month, datevobs=s.datevobs, detectid=did)
-        if not src.exists():
+        if src not in have:
             continue
         full = f.url(f.link(src, "reports"))
         pdf = lay.path("report_pdf", month=s.month, datevobs=s.datevobs, detectid=did)
-        pdf_link = H.link(f.url(f.link(pdf, "reports")), "pdf") if pdf.exists() else ""
+        pdf_link = H.link(f.url(f.link(pdf, "reports")), "pdf") if pdf in have else ""
         th = lay.path("report_thumb", month=s.month, datevobs=s.datevobs, detectid=did)
-        if k < st.thumbnails_max and th.exists():
+        if k < st.thumbnails_max and th in have:
             thumbs.append(f'<a href="{H.esc(full)}"><img src="{H.esc(f.url(f.link(th, "thumbs")))}" '
                           f'alt="{did}" loading="lazy">{did} S/N {r["sn"]:.1f}</a>')
         rows.append([H.Cell(f'<a href="{H.esc(full)}">{did}</a> {pdf_link}', "l", raw=True),
@@ -158,6 +159,14 @@ def _detections(f: Folder, s: ShotData, st: ReportSettings) -> str:
         ["detectid", "wave (Å)", "flux (1e-17)", "S/N", "σ (Å)", "χ²", "RA", "Dec", "inputid"], rows, cls="small")
         + "</details>")
     return "\n".join(out)
+
+
+def _existing(lay, s: ShotData, keys: tuple[str, ...]) -> set:
+    """The shot's report files that exist (one listing per folder, not a stat per report)."""
+    out = set()
+    for key in keys:
+        out.update(lay.glob(key, month=s.month, datevobs=s.datevobs))
+    return out
 
 
 def shot_body(f: Folder, s: ShotData, st: ReportSettings) -> str:
