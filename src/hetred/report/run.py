@@ -157,8 +157,11 @@ def run_report_merge(layout: Layout, month: str) -> UnitOutcome:
     """The month's shot report databases merged into ``report_db_month``."""
     files = sorted(layout.glob("report_db", month=month), key=lambda p: p.name)
     out = layout.path("report_db_month", month=month)
+    folder = out.parent
+    if not files:
+        raise EmptyUnit(f"no shot report database of {month} (no detection above the cut, or hetred report "
+                        "detections not run)", counts={"reports": 0, "shots": 0}, depends=[str(folder)])
     n = rdb.merge_dbs(files, out, {"month": month})
-    folder = layout.path("report_db_month", month=month).parent
     return UnitOutcome(outputs=[str(out)], inputs=[str(p) for p in files], counts={"reports": n, "shots": len(files)},
                        depends=[str(p) for p in files] + [str(folder)])
 
