@@ -314,7 +314,7 @@ def main() -> int:
         c = r["counts"]
         print(f"night page of a 78-IFU night, {c['shots']} shots: {r['wall']:.1f} s wall ({r['plan']:.1f} s of it the "
               f"stage registry's units), {r['cpu']:.1f} s CPU on one core; {c['pages']} pages, {c['files']} files "
-              f"linked or written ({c['bytes'] / 1e6:.0f} MB), index.html weight {c['page_weight'] / 1e6:.2f} MB, "
+              f"linked or written ({c['bytes'] / 1e9:.1f} GB were they copied), index.html weight {c['page_weight'] / 1e6:.2f} MB, "
               f"{c['broken_links']} broken links, {c['marked']} numbers marked; target <= {TARGET_NIGHT_S:.0f} s: "
               f"{'met' if r['wall'] <= TARGET_NIGHT_S else 'NOT met'}")
         from hetred.layout import Layout
