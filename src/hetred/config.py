@@ -99,7 +99,7 @@ PATH_KEYS = ("raw", "red")
 #: the [stages.X] tables: the stages with settings (hetred.jobs.registry StageSpec.table; a test
 #: keeps both in step)
 STAGE_TABLES = ("bias", "bgmodel", "flat", "sci", "astrom", "throughput", "calfib", "detect", "resmap",
-                "fullsky", "h5")
+                "fullsky", "h5", "report")
 
 
 def _unknown(kind: str, key: str, known: tuple[str, ...], path: Path) -> HetredError:

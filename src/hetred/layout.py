@@ -43,6 +43,7 @@ FIELD_PATTERNS: dict[str, str] = {
     "name": r"[^/]+",
     "angle": r"\d{2}\.\d{3}",
     "run": r"search|negate|inject",
+    "detectid": r"\d+",
 }
 
 
@@ -229,6 +230,21 @@ TABLE: tuple[Entry, ...] = (
     Entry("spec2d", "red", "h5/{name}/spec2d/im2D_{shotid}.h5",
           "get_spec2D's products of a shot's detections: FiberImages, PhotImages, Spec1D"),
     Entry("spec2d_merged", "red", "h5/{name}/spec2d/merged_im2D.h5", "every shot's im2D file, merged"),
+    # --- step 18 and the QA pages: hetred report ---------------------------------------------
+    Entry("report_png", "red", "reports/{month}/{datevobs}/{detectid}.png",
+          "the report of a detection (PNG; its tEXt chunk hetred-key names the detection it shows)"),
+    Entry("report_pdf", "red", "reports/{month}/{datevobs}/{detectid}.pdf", "the same report as PDF (--pdf)"),
+    Entry("report_thumb", "red", "reports/{month}/{datevobs}/thumbs/{detectid}.jpg",
+          "a thumbnail of the report, JPEG (what the shot page shows)"),
+    Entry("report_db", "red", "reports/{month}/{datevobs}/reports_{datevobs}.db",
+          "sqlite: the shot's reports keyed by detectid (ELiXer's report table, + report_pdf, detections, meta)"),
+    Entry("report_db_month", "red", "reports/{month}/reports_{month}.db", "sqlite: the month's shot databases merged"),
+    Entry("web_dir", "red", "web/{night}", "the night's static HTML folder (opens from disk, no server)"),
+    Entry("web_page", "red", "web/{night}/{name}",
+          "a page: index.html (the night), calib.html (calibration QA), DATEvOBS.html (a shot)"),
+    Entry("web_img", "red", "web/{night}/img/{name}", "a plot made for the pages (PNG)"),
+    Entry("web_file", "red", "web/{night}/files/{stage}/{name}",
+          "a product a page shows or links (QA plots, detection reports), hard-linked (else copied) into the folder"),
     # --- operations -------------------------------------------------------------------------
     Entry("jobfile", "red", "jobs/{stage}/{name}", "launcher job files and Slurm scripts"),
     Entry("jobs_submitted", "red", "jobs/submitted_{name}.json",
@@ -291,7 +307,7 @@ def _pattern(template: str) -> re.Pattern[str]:
 
 
 _PATTERNS = {e.key: _pattern(e.template) for e in TABLE}
-_INT_FIELDS = {"obs", "exp", "ifuslot", "specid"}
+_INT_FIELDS = {"obs", "exp", "ifuslot", "specid", "detectid"}
 
 
 def format_relative(key: str, **values: Any) -> str:

@@ -18,7 +18,7 @@ from hetred.errors import HetredError
 
 #: subcommand modules, in the order of the process; each defines ``command``
 SUBCOMMANDS = ("tarlist", "bias", "bgmodel", "twical", "flat", "sci", "astrom", "throughput", "calfib", "detect",
-               "continuum", "resmap", "fullsky", "h5", "spec2d", "slurm_gen", "run", "simulate", "demo")
+               "continuum", "resmap", "fullsky", "h5", "spec2d", "report", "slurm_gen", "run", "simulate", "demo")
 
 EXAMPLES = """
 \b
@@ -61,6 +61,9 @@ CODE = {
     "h5": ("src/hetred/h5/ (run.py: the units; shot.py, survey.py, fiberindex.py, detect.py; schema.py: "
            "h5tools' tables)", "docs/stages/h5.md"),
     "spec2d": ("src/hetred/h5/spec2d.py (units in src/hetred/h5/run.py)", "docs/stages/spec2d.md"),
+    "report": ("src/hetred/report/ (run.py: the units; detplot.py: a detection's page; db.py: sqlite; pages.py, "
+               "shotpage.py, html.py: the HTML; status.py, calib.py, shotdata.py: what the pages read)",
+               "docs/stages/report.md"),
     "slurm-gen": ("src/hetred/jobs/ (registry.py: stages and order; slurm.py)", "docs/operations.md"),
     "run": ("src/hetred/jobs/ (registry.py, runner.py)", "docs/operations.md"),
     "simulate": ("src/hetred/sim/", "docs/simulator.md"),

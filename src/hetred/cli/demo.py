@@ -68,6 +68,10 @@ def command(ctx: click.Context, directory: Path, seed: int, stages: str | None) 
             pngs = [p for p in paths if p.endswith(".png")]
             for p in pngs:
                 console.print(f"QA plot ({name}): {p}", highlight=False)
+    for night in (res.extra.get("report") or {}):
+        page = res.layout.path("web_page", night=night, name="index.html")
+        if page.exists():
+            console.print(f"night page: {page}", highlight=False, soft_wrap=True)
     for f in res.failures:
         err_console.print(f"[red]stage failed:[/red] {f}", highlight=False)
     if not res.passed:

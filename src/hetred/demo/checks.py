@@ -233,6 +233,7 @@ STAGE_FUNCTIONS: dict[str, Callable[["DemoResult"], list[str]]] = {
     "fullsky": _calib("stage_fullsky", "checks_fullsky"),
     "h5": _calib("stage_h5", "checks_h5"),
     "spec2d": _calib("stage_spec2d", "checks_h5"),
+    "report": _calib("stage_report", "checks_report"),
 }
 
 
@@ -267,6 +268,7 @@ CHECKS: dict[str, Callable[["DemoResult"], list[Check]]] = {
     "fullsky": _calib("check_fullsky", "checks_fullsky"),
     "h5": _calib("check_h5", "checks_h5"),
     "spec2d": _calib("check_spec2d", "checks_h5"),
+    "report": _calib("check_report", "checks_report"),
 }
 
 

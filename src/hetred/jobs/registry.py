@@ -352,6 +352,24 @@ def _spec2d(scope: Scope) -> list[Unit]:
     return [Unit("spec2d", d, ("spec2d", "--shot", d)) for d in _science_shots(scope)]
 
 
+def _report_detections(scope: Scope) -> list[Unit]:
+    """A report per detection of each science shot (``hetred report detections --shot``)."""
+    return [Unit("report-detections", d, ("report", "detections", "--shot", d)) for d in _science_shots(scope)]
+
+
+def _report_merge(scope: Scope) -> list[Unit]:
+    """The month's report databases in one (``hetred report merge MONTH``)."""
+    return [Unit("report-merge", scope.month, ("report", "merge", scope.month))] if _science_shots(scope) else []
+
+
+def _report_night(scope: Scope) -> list[Unit]:
+    """The static HTML of every night with raw frames (``hetred report night NIGHT``)."""
+    nights = sorted({e.night for e in scope.entries if scope.night is None or e.night == scope.night})
+    if scope.shot is not None:
+        nights = [n for n in nights if scope.shot.startswith(n)]
+    return [Unit("report-night", n, ("report", "night", n)) for n in nights]
+
+
 def _attr(obj: Any, *names: str) -> Any:
     for n in names:
         if isinstance(obj, dict) and n in obj:
@@ -471,6 +489,21 @@ def _optional_stages() -> tuple[StageSpec, ...]:
                       aggregate=True, needs=("spec2d",), description="every shot's im2D file, merged",
                       writes=("spec2d_merged",), **h5),
         ]
+    if importlib.util.find_spec("hetred.report.run") is not None:   # last: the night page reads every stage
+        rep = {"settings": _settings("hetred.report.settings", "ReportSettings"), "table": "report"}
+        have = {s.name for s in REGISTRY} | {s.name for s in out}
+        out += [
+            StageSpec("report-detections", "report", _report_detections, 120.0,
+                      needs=tuple(n for n in ("h5-shot", "h5-detect-merge", "spec2d") if n in have),
+                      description="one shot: a report (PNG) per detection above min_sn, reports_DATEvOBS.db",
+                      writes=("report_png", "report_pdf", "report_thumb", "report_db"), **rep),
+            StageSpec("report-merge", "report", _report_merge, 60.0, aggregate=True, needs=("report-detections",),
+                      description="the month's report databases, merged", writes=("report_db_month",), **rep),
+            StageSpec("report-night", "report", _report_night, 60.0, aggregate=True,
+                      needs=tuple(sorted(have)) + ("report-detections", "report-merge"),
+                      description="one night: static HTML of every stage's units, calibration QA, the shots",
+                      writes=("web_dir", "web_page", "web_img", "web_file"), **rep),
+        ]
     return tuple(out)
 
 
@@ -543,3 +576,28 @@ def resolve(text: str) -> list[StageSpec]:
 def enumerate_units(spec: StageSpec, scope: Scope) -> list[Unit]:
     """The units of one stage (a HetredError from the stage's own code is passed on)."""
     return spec.enumerate(scope)
+
+
+def night_plan(layout: Layout, night: str, stage_settings: dict[str, dict[str, Any]] | None = None
+               ) -> tuple[list[str], dict[str, list[str]], list[str]]:
+    """For a night's page (``hetred report night``): the stage order, the units each stage should
+    have for the night (as ``hetred run --night`` would enumerate them; none without the month's
+    tarlist), and the night's science shots."""
+    from hetred.lists.tarlist import month_entries
+
+    month = night[:6]
+    entries = month_entries(layout, month) if layout.path("tarlist", month=month).exists() else []
+    scope = Scope(layout, month, entries, night=night, stage_settings=dict(stage_settings or {}))
+    order, expected = [], {}
+    for spec in stages():
+        order.append(spec.name)
+        # flat enumerates its cameras from the raw frames' headers (minutes for 78 IFUs): its
+        # page rows come from its markers alone
+        if spec.group in ("report", "flat") or not entries or spec.missing:
+            continue
+        try:
+            expected[spec.name] = [u.uid for u in spec.enumerate(scope)]
+        except (HetredError, OSError):       # the page shows what the markers say
+            continue
+    shots = sorted({f"{e.night}v{e.obs:03d}" for e in entries if e.kind == "sci" and e.night == night})
+    return order, expected, shots
