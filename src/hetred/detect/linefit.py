@@ -160,7 +160,8 @@ def lm_fit(x: np.ndarray, y: np.ndarray, ye: np.ndarray, a0: np.ndarray, free_si
             da = np.stack([np.linalg.lstsq(c, b, rcond=None)[0] for c, b in zip(cov, beta[idx])])
         atry = a[idx].copy()
         atry[:, :p] += da
-        al_t, be_t, ch_t = (v for v in _coeffs_sub(x, y[idx], s2[idx], atry, free_sigma))
+        with np.errstate(over="ignore", invalid="ignore"):   # a trial gone to inf/NaN is rejected below
+            al_t, be_t, ch_t = (v for v in _coeffs_sub(x, y[idx], s2[idx], atry, free_sigma))
         better = ch_t < ochisq[idx]
         ok = idx[better]
         a[ok] = atry[better]
