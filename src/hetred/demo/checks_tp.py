@@ -170,6 +170,13 @@ def throughput_ratio(layout: Layout, month: str, datevobs: str, truth: TpTruth) 
     return out
 
 
+def cal_rows(dith) -> np.ndarray:
+    """(n,) row of each dithall fiber in its IFU's ``_cal.fits``: exposure -> LL, LU, RL, RU ->
+    fiber (448 (exp - 1) + 112 amp + fiber - 1)."""
+    amp_idx = np.array([AMPS.index(a) for a in dith.amp])
+    return 448 * (dith.exp - 1) + 112 * amp_idx + dith.fiber - 1
+
+
 def calfib_tables(layout: Layout, month: str, datevobs: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """{ifuslot: (calib, calibe)} of the shot's _cal.fits files."""
     out = {}
@@ -198,8 +205,7 @@ def star_fluxes(layout: Layout, month: str, datevobs: str, truth: TpTruth, min_s
 
     cal = calfib_tables(layout, month, datevobs)
     dith = read_dithall(layout.path("dithall", datevobs=datevobs))
-    amp_idx = np.array([AMPS.index(a) for a in dith.amp])
-    row = 448 * (dith.exp - 1) + 112 * amp_idx + dith.fiber - 1
+    row = cal_rows(dith)
     _, _, pa = read_radec(layout.path("radec_final", datevobs=datevobs))
     st = ThroughputSettings()
     adr = AdrModel(tuple(st.adr_wave), tuple(st.adr_offset), np.array([direction_from_angle(pa)] * 3), 1.0,
@@ -242,8 +248,7 @@ def blank_scales(layout: Layout, month: str, datevobs: str, truth: TpTruth, clea
 
     cal = calfib_tables(layout, month, datevobs)
     dith = read_dithall(layout.path("dithall", datevobs=datevobs))
-    amp_idx = np.array([AMPS.index(a) for a in dith.amp])
-    row = 448 * (dith.exp - 1) + 112 * amp_idx + dith.fiber - 1
+    row = cal_rows(dith)
     far = np.ones(len(dith), bool)
     for src in truth.shot["stars"] + truth.shot["lines"]:
         x, y = local_xy(dith.ra, dith.dec, src["ra"], src["dec"])

@@ -292,14 +292,14 @@ def ideal_snr_calfib(layout, month: str, datevobs: str, lines: np.ndarray, fwhm:
     errors (their scale in blank fibers is a demo row). The S/N a perfect search would reach: the
     yardstick of the noise of each line's flux, wavelength and position; (n,), 0 off the IFUs."""
     from hetred.calfib.calibrate import GRID
-    from hetred.demo.checks_tp import AMPS, calfib_tables
+    from hetred.demo.checks_tp import cal_rows, calfib_tables
     from hetred.io.shotfiles import read_dithall
     from hetred.throughput.psf import fiber_table
     from hetred.throughput.shot import local_xy
 
     cal = calfib_tables(layout, month, datevobs)
     dith = read_dithall(layout.path("dithall", datevobs=datevobs))
-    row = 448 * (dith.exp - 1) + 112 * np.array([AMPS.index(a) for a in dith.amp]) + dith.fiber - 1
+    row = cal_rows(dith)
     table = fiber_table(beta)
     out = np.zeros(len(lines))
     for k, ln in enumerate(lines):
