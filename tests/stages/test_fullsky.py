@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from hetred.fullsky.formats import AMP_HEADER, parse_amp_dat
+from hetred.io.ampdat import AMP_HEADER, parse_amp_dat
 
 NIGHT, OBS, MONTH = "20180110", 7, "201801"
 SLOTS = (53, 63, 42, 75)

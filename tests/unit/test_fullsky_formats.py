@@ -7,6 +7,7 @@ import pytest
 from hetred.fullsky import formats as F
 from hetred.fullsky.settings import FullskySettings
 from hetred.fullsky.vred3 import AmpResult
+from hetred.io.ampdat import parse_amp_dat
 from hetred.virus.ids import multiframe
 
 # A FORMAT 1201 row written by hand, column by column: (a14,1x,f6.3,1x,i3,4(1x,f7.2),1x,i4)
@@ -32,7 +33,7 @@ def test_header_is_vred3s_a45():
 def test_parse_back_and_flagged_rows():
     rows = [AmpResult("320_053_020_LL", 0.987, 3, -0.04, 12.31, 0.25, 0.12e-3, 1),
             AmpResult("320_053_020_LU", why="no multi file")]
-    got = F.parse_amp_dat(F.format_amp_dat(rows))
+    got = parse_amp_dat(F.format_amp_dat(rows))
     assert [r.name for r in got] == ["320_053_020_LL", "320_053_020_LU"]
     assert got[0].factor == 0.987 and got[0].ncont == 3 and got[0].w1 == 0.12 and got[0].nlow == 1
     assert got[1].factor == 0.0 and got[1].scale == 0.0 and got[1].nlow == -1

@@ -285,9 +285,9 @@ def stage_fullsky(res: DemoResult) -> list[str]:
 def night_metrics(res: DemoResult) -> dict:
     """The demo night's exposures against the shot truth (module docstring)."""
     from hetred.fibers.library import read_library
-    from hetred.fullsky.formats import parse_amp_dat
     from hetred.fullsky.run import fullsky_units
     from hetred.fullsky.settings import FullskySettings
+    from hetred.io.ampdat import parse_amp_dat
     from hetred.io.fastfits import read_images
 
     st = FullskySettings()

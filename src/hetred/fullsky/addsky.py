@@ -18,7 +18,7 @@ import numpy as np
 
 from hetred._version import __version__
 from hetred.errors import HetredError
-from hetred.fullsky.formats import parse_amp_dat
+from hetred.io.ampdat import parse_amp_dat
 from hetred.io.atomic import atomic_path
 from hetred.io.fastfits import BLOCK, image_blocks, read_images, scan
 from hetred.layout import Layout, parse

@@ -1,4 +1,5 @@
-"""vred3's text outputs (karlspipe hdr2.1 progs/vred3.f, fullsky/rfft) and their readers.
+"""vred3's text outputs (karlspipe hdr2.1 progs/vred3.f, fullsky/rfft); amp.dat is read back by
+:mod:`hetred.io.ampdat` (addsky and the report pages read it too).
 
 * ``amp.dat`` (vred3 ``amp.out``): the header line ``Spc_slt_iid_am Factor N_c Avg Scale W0 W1 Nlo``
   (45 characters, written ``(a45)``) [vred3:119], then one row per amp in
@@ -17,15 +18,11 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
-#: vred3's header line, written (a45)
-AMP_HEADER = "Spc_slt_iid_am Factor N_c Avg Scale W0 W1 Nlo"
-#: the fields of a FORMAT 1201 row: (name, start, end) of each, 0-based, end exclusive
-AMP_FIELDS = (("name", 0, 14), ("factor", 15, 21), ("ncont", 22, 25), ("avg", 26, 33), ("scale", 34, 41),
-              ("w0", 42, 49), ("w1", 50, 57), ("nlow", 58, 62))
+from hetred.io.ampdat import AMP_HEADER
+
 DS9_HEADER = ("# Region file format: DS9 version 4.1\n"
               'global color=green dashlist=8 3 width=1 font="helvetica 8 normal roman" select=1 highlite=1 '
               "dash=0 fixed=0 edit=1 move=1 delete=1 include=1 source=1\n"
@@ -61,52 +58,6 @@ def format_amp_dat(rows) -> str:
     lines = [AMP_HEADER]
     lines += [amp_row(r.name, r.factor, r.ncont, r.avg, r.scale, r.w0, r.w1, r.nlow) for r in rows]
     return "\n".join(lines) + "\n"
-
-
-@dataclass(frozen=True)
-class AmpRow:
-    """One amp.dat row read back (w1 in vred3's units, x 1000 per Å)."""
-
-    name: str
-    factor: float
-    ncont: int
-    avg: float
-    scale: float
-    w0: float
-    w1: float
-    nlow: int
-
-    @property
-    def ifu(self) -> str:
-        """``SSS_III_UUU``: what imaddsky matches (its ``a1(1:11)``)."""
-        return self.name[:11]
-
-    @property
-    def amp(self) -> str:
-        return self.name[12:14]
-
-
-def _num(text: str) -> float:
-    t = text.strip()
-    return float("nan") if (not t or set(t) == {"*"}) else float(t)
-
-
-def parse_amp_row(line: str) -> AmpRow:
-    """A FORMAT 1201 row by its columns (a field of ``*`` reads as NaN, an integer as -1)."""
-    f = {n: line[a:b] for n, a, b in AMP_FIELDS}
-
-    def _int(t: str) -> int:
-        t = t.strip()
-        return -1 if (not t or set(t) == {"*"}) else int(t)
-
-    return AmpRow(f["name"].strip(), _num(f["factor"]), _int(f["ncont"]), _num(f["avg"]), _num(f["scale"]),
-                  _num(f["w0"]), _num(f["w1"]), _int(f["nlow"]))
-
-
-def parse_amp_dat(text: str) -> list[AmpRow]:
-    """Every row of an amp.dat (the header line skipped, as imaddsky's ``read(1,*)``)."""
-    lines = text.splitlines()
-    return [parse_amp_row(line) for line in lines[1:] if line.strip()]
 
 
 def format_sky_dat(wave: np.ndarray, value: np.ndarray) -> str:

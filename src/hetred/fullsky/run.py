@@ -27,6 +27,7 @@ from hetred.fullsky import formats as F
 from hetred.fullsky.inputs import read_exposure
 from hetred.fullsky.settings import STAGE, FullskySettings
 from hetred.fullsky.vred3 import reduce_exposure
+from hetred.io.ampdat import parse_amp_dat
 from hetred.io.atomic import write_text_atomic
 from hetred.io.fastfits import write_images
 from hetred.jobs.units import UnitOutcome
@@ -220,7 +221,7 @@ def run_addsky(layout: Layout, u: AddskyUnit) -> UnitOutcome:
         # the files calfib would write, absent now: their appearance makes the unit stale
         expect = []
         for exp in u.exps[:1]:
-            for r in F.parse_amp_dat(layout.path("fullsky_amp", **FullskyUnit(u.night, u.obs, exp).keys()).read_text()):
+            for r in parse_amp_dat(layout.path("fullsky_amp", **FullskyUnit(u.night, u.obs, exp).keys()).read_text()):
                 sp, slot, ifuid = r.ifu.split("_")
                 expect.append(str(layout.path("calfib", month=u.month, datevobs=u.datevobs, specid=int(sp),
                                               ifuslot=int(slot), ifuid=ifuid)))

@@ -18,29 +18,22 @@ import json
 import math
 import re
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from hetred.io.ampdat import AmpRow, parse_amp_row
 from hetred.layout import Layout
 
 _DS9_RED = re.compile(r"text=\{([^}]*)\}.*color=red")
 
 
-@dataclass
-class AmpSky:
-    """One amp.dat row and whether vred3 flagged it red."""
+@dataclass(frozen=True)
+class AmpSky(AmpRow):
+    """One amp.dat row (:class:`hetred.io.ampdat.AmpRow`) and whether vred3 flagged it red."""
 
-    name: str
-    factor: float
-    ncont: int
-    avg: float
-    scale: float
-    w0: float
-    w1: float
-    nlow: int
-    red: bool
+    red: bool = False
 
 
 @dataclass
@@ -103,13 +96,9 @@ def _floats(path: Path, n: int) -> tuple[float, ...] | None:
     return v if len(v) == n else None
 
 
-def _num(t: str) -> float:
-    t = t.strip()
-    return float("nan") if not t or set(t) == {"*"} or t.lower() == "nan" else float(t)
-
-
 def read_amp_dat(path: Path, ds9: Path | None) -> list[AmpSky]:
-    """amp.dat rows (vred3 FORMAT 1201, a field of ``*`` as NaN) with the red flags of ds9.reg."""
+    """amp.dat rows (:func:`hetred.io.ampdat.parse_amp_row`: a field of ``*`` as NaN, an
+    integer as -1; a row that does not parse is left out) with the red flags of ds9.reg."""
     red: set[str] = set()
     if ds9 is not None and ds9.exists():
         red = {m.group(1) for m in _DS9_RED.finditer(ds9.read_text())}
@@ -117,13 +106,11 @@ def read_amp_dat(path: Path, ds9: Path | None) -> list[AmpSky]:
     for line in path.read_text().splitlines()[1:]:
         if not line.strip():
             continue
-        name = line[0:14].strip()
         try:
-            vals = [_num(line[a:b]) for a, b in ((15, 21), (22, 25), (26, 33), (34, 41), (42, 49), (50, 57), (58, 62))]
+            row = parse_amp_row(line)
         except ValueError:
             continue
-        out.append(AmpSky(name, vals[0], int(vals[1]) if np.isfinite(vals[1]) else -1, vals[2], vals[3], vals[4],
-                          vals[5], int(vals[6]) if np.isfinite(vals[6]) else -1, name in red))
+        out.append(AmpSky(**asdict(row), red=row.name in red))
     return out
 
 
