@@ -26,6 +26,7 @@ from hetred.layout import Layout, parse
 from hetred.report import db as rdb
 from hetred.report import detinputs as I
 from hetred.report.settings import STAGE_DETECTIONS, STAGE_MERGE, STAGE_NIGHT, STAGE_SHOT, ReportSettings
+from hetred.virus.ids import parse_datevobs
 
 __all__ = ["STAGE_DETECTIONS", "STAGE_MERGE", "STAGE_NIGHT", "STAGE_SHOT", "ShotUnit", "run_report_detections",
            "run_report_merge", "run_report_night", "run_report_shot", "shot_units"]
@@ -47,8 +48,10 @@ class ShotUnit:
 def shot_units(entries: list, shot: str | None = None, night: str | None = None) -> list[ShotUnit]:
     """The science shots of tarlist ``entries`` (narrowed to a night), or the one ``shot``."""
     if shot is not None:
-        if not (len(shot) == 12 and shot[:8].isdigit() and shot[8] == "v" and shot[9:].isdigit()):
-            raise HetredError(f"--shot {shot!r} is not a DATEvOBS like 20180110v007")
+        try:
+            parse_datevobs(shot)
+        except ValueError:
+            raise HetredError(f"--shot {shot!r} is not a DATEvOBS like 20180110v007") from None
         return [ShotUnit(shot)]
     shots = sorted({f"{e.night}v{e.obs:03d}" for e in entries if e.kind == "sci"})
     return [ShotUnit(s) for s in shots if night is None or s.startswith(night)]
@@ -61,12 +64,11 @@ def _write_bytes(path: Path, data: bytes) -> None:
 
 def _key_of(row: np.void) -> str:
     """:func:`hetred.report.detplot.report_key` from a /Detections row."""
-    inputid = row["inputid"].decode() if isinstance(row["inputid"], bytes) else str(row["inputid"])
-    return f"{inputid} {float(row['wave']):.2f} {float(row['flux']):.2f} {float(row['sn']):.2f}"
+    return f"{I._s(row['inputid'])} {float(row['wave']):.2f} {float(row['flux']):.2f} {float(row['sn']):.2f}"
 
 
 def _db_row(row: np.void, datevobs: str) -> tuple:
-    inputid = row["inputid"].decode() if isinstance(row["inputid"], bytes) else str(row["inputid"])
+    inputid = I._s(row["inputid"])
     return (int(row["detectid"]), int(row["shotid"]), datevobs, inputid, *(float(row[k]) for k in (
         "wave", "flux", "sn", "linewidth", "chi2", "ra", "dec")))
 
