@@ -88,6 +88,16 @@ def _slot_amp(uid: str) -> tuple[int, str] | None:
     return (int(m.group(1)), m.group(2)) if m else None
 
 
+def _month_amp_markers(layout: Layout, stage: str, month: str) -> list[tuple[str, tuple[int, str], dict]]:
+    """(unit, (ifuslot, amp), marker) of the stage's done markers of ``month`` whose unit names an amp."""
+    out = []
+    for uid, m in _markers(layout, stage):
+        sa = _slot_amp(uid)
+        if sa is not None and uid.startswith(month):
+            out.append((uid, sa, m))
+    return out
+
+
 def _pngs(m: dict) -> list[Path]:
     return [Path(o) for o in m.get("outputs", []) if str(o).endswith(".png")]
 
@@ -138,10 +148,7 @@ def calib_data(layout: Layout, night: str) -> CalibData:
         f = parse("callib", p.relative_to(layout.red).as_posix())
         if f is not None:
             c.ifus[f["ifuslot"]] = (f["specid"], f["ifuid"])
-    for uid, m in _markers(layout, "bias"):
-        sa = _slot_amp(uid)
-        if sa is None or not uid.startswith(month):
-            continue
+    for uid, sa, m in _month_amp_markers(layout, "bias", month):
         cnt = m.get("counts", {})
         c.put(*sa, "traps", cnt.get("ntraps"))
         frames = layout.path("bias_frames", month=month, ifuslot=sa[0], amp=sa[1])
@@ -152,16 +159,10 @@ def calib_data(layout: Layout, night: str) -> CalibData:
             c.put(*sa, "bias_frames", got[2])
         for png in _pngs(m):
             c.plots.setdefault(sa, {})["bias"] = png
-    for uid, m in _markers(layout, "bgmodel"):
-        sa = _slot_amp(uid)
-        if sa is None or not uid.startswith(month):
-            continue
+    for uid, sa, m in _month_amp_markers(layout, "bgmodel", month):
         for png in _pngs(m):
             c.plots.setdefault(sa, {})[f"bg {uid.rsplit('_', 1)[-1]}"] = png
-    for uid, m in _markers(layout, "twical-combine"):
-        sa = _slot_amp(uid)
-        if sa is None or not uid.startswith(month):
-            continue
+    for uid, sa, m in _month_amp_markers(layout, "twical-combine", month):
         cnt = m.get("counts", {})
         c.put(*sa, "trace_scatter", cnt.get("trace_scatter_median"))
         c.put(*sa, "wave_scatter", cnt.get("wave_scatter_median"))
