@@ -92,7 +92,8 @@ class UnitResult:
 # ------------------------------------------------------------------------------------------------
 # markers and their freshness
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object file (a marker, a summary), or None when it is missing, unreadable or not an object."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -102,12 +103,12 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 def read_marker(layout: Layout, stage: str, unit: str) -> dict[str, Any] | None:
     """The done marker of a unit, or None."""
-    return _read_json(layout.path("marker_done", stage=stage, unit=unit))
+    return read_json(layout.path("marker_done", stage=stage, unit=unit))
 
 
 def read_empty(layout: Layout, stage: str, unit: str) -> dict[str, Any] | None:
     """The empty marker of a unit, or None."""
-    return _read_json(layout.path("marker_empty", stage=stage, unit=unit))
+    return read_json(layout.path("marker_empty", stage=stage, unit=unit))
 
 
 def stamp(path: str | Path) -> list[int] | None:

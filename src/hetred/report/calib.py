@@ -22,13 +22,13 @@ plots (``qa``, stage twical) of the month.
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from hetred.jobs.units import read_json
 from hetred.layout import Layout, parse
 
 AMPS = ("LL", "LU", "RL", "RU")
@@ -74,11 +74,8 @@ def _markers(layout: Layout, stage: str) -> list[tuple[str, dict]]:
         f = parse("marker_done", p.relative_to(layout.red).as_posix())
         if f is None:
             continue
-        try:
-            m = json.loads(p.read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(m, dict):
+        m = read_json(p)
+        if m is not None:
             out.append((f["unit"], m))
     return out
 

@@ -14,7 +14,6 @@ is missing and which command makes it):
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 import sqlite3
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from hetred.io.ampdat import AmpRow, parse_amp_row
+from hetred.jobs.units import read_json, read_marker
 from hetred.layout import Layout
 
 _DS9_RED = re.compile(r"text=\{([^}]*)\}.*color=red")
@@ -81,11 +81,7 @@ class ShotData:
 
 
 def _json(path: Path) -> dict:
-    try:
-        d = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return d if isinstance(d, dict) else {}
+    return read_json(path) or {}
 
 
 def _floats(path: Path, n: int) -> tuple[float, ...] | None:
@@ -115,7 +111,7 @@ def read_amp_dat(path: Path, ds9: Path | None) -> list[AmpSky]:
 
 
 def _marker(layout: Layout, stage: str, uid: str) -> dict:
-    return _json(layout.path("marker_done", stage=stage, unit=uid))
+    return read_marker(layout, stage, uid) or {}
 
 
 def shot_exposures(layout: Layout, datevobs: str) -> list[int]:

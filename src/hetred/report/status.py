@@ -10,11 +10,10 @@ any other unit (a camera's pixel flat ``cam320_LL``, a release ``hdr2.1``).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hetred.jobs.units import UnitState, unit_state
+from hetred.jobs.units import UnitState, read_json, unit_state
 from hetred.layout import Layout, parse
 
 STATES = ("done", "empty", "failed", "stale", "missing")
@@ -62,11 +61,7 @@ def _belongs(uid: str, night: str, month: str) -> bool:
 
 
 def _read(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_json(path) or {}
 
 
 def _why(layout: Layout, stage: str, uid: str, state: UnitState) -> tuple[str, float]:
