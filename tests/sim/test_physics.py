@@ -162,3 +162,44 @@ def test_truth_amp_contents(sim_night):
         assert h[0].header["GAIN_HDR"] == read_raw_member(*sim_night.members("zro")[1][:2]).header["GAIN"]
         stamps = list(h["EXPOSURES"].data["STAMP"])
         assert len(stamps) == 13 and all(f"BIAS {s}" in h[0].header for s in stamps)
+
+
+def test_sky_variation_moves_the_sources_too():
+    """An amp's W0/W1 (hetred.sim.skyvar) move all its light, Karl's convention: a source line of
+    true wavelength lam lands at the calibration wavelength lam - W0 - W1 (4500 - lam) (to first
+    order), as the sky lines do; without a sky variation it lands at lam."""
+    from hetred.sim import FrameCounts, SkyVariation, almanac
+    from hetred.sim.focalplane import slot_entry
+    from hetred.sim.frame import AmpModel, night_contexts
+    from hetred.sim.plan import plan_night
+    from hetred.sim.skyvar import line_position
+
+    night, slot, seed = "20180110", slot_entry(53), 3
+    plan = plan_night(night, FrameCounts(zro=0, drk=0, flt=0, hg=0, cd=0, twi=0, shots=1, bright_lines=4))
+    var = SkyVariation(w0=0.5, w1=0.3e-3, continuum=(0, 0))
+    still, moving = (night_contexts(seed, plan, [slot], skyvar=v)[0] for v in (None, var))
+    assert still.exposure.kind == "sci" and len(still.scene.lines)
+    checked = 0
+    for amp in AMPS:
+        model = AmpModel(seed, night, slot, amp, almanac.night_start(night))
+        a = model.amp_sky(moving)
+        assert abs(a.w0) > 0.0
+        lines = {k: (near, e) for k, near, e in model.line_electrons(moving)}
+        for k, near, e0 in model.line_electrons(still):
+            lam = float(still.scene.lines["wave"][k])
+            f = int(near[np.argmax(e0)])
+            if e0.max() < 2000 or not 3600 < lam < 5400:
+                continue
+            wave = model.optics.wave[f]
+            cols = np.abs(wave - lam) < 15.0
+            cen = {}
+            for tag, ctx in (("still", still), ("moving", moving)):
+                s = model._sources(ctx)[f]
+                s = s - np.median(s[np.abs(wave - lam) < 40.0])           # the line above the other sources
+                cen[tag] = float(np.sum(wave[cols] * s[cols]) / np.sum(s[cols]))
+            assert abs(cen["still"] - lam) < 0.15, (cen, lam)
+            want = line_position(lam, a.w0, a.w1) - lam
+            assert abs((cen["moving"] - cen["still"]) - want) < 0.03, (cen, want, a)
+            assert np.isclose(lines[k][1].sum(), e0.sum(), rtol=2e-3)    # the same light, moved
+            checked += 1
+    assert checked >= 3

@@ -172,6 +172,49 @@ def test_bad_input_no_astrometry_and_no_norm(shot, tmp_path):
     assert lay.path("marker_failed", stage=STAGE, unit=unit.unit).exists()
 
 
+def test_fullsky_wavelength_shift_is_corrected(tmp_path):
+    """An IFU whose amps have a wavelength-calibration error W0 0.3-0.5 Å, W1 -0.2 to 0.3 x 1e-3
+    per Å (each exposure its own; the simulator moves all the light, sources too: Karl's
+    convention): without fullsky's amp.dat the lines come out off by the shift; with it (the
+    rows fullsky writes, W0/W1 the truth's) detect adds W0/W1 to the fibers' wavelengths
+    (fitradecsp FR:1733-1738) and finds the true wavelengths within the noise."""
+    from hetred.fullsky.formats import amp_row
+    from hetred.io.ampdat import AMP_HEADER
+    from hetred.sim.detect_shot import AMPS, simulate_detect_shot
+
+    lay = Layout(tmp_path / "raw", tmp_path / "red")
+    w0, w1 = {1: 0.3, 2: 0.5, 3: 0.4}, {1: 0.3e-3, 2: -0.2e-3, 3: 0.1e-3}
+    shift = {(e, LINE_SLOT, a): (w0[e] + 0.02 * (k - 1.5), w1[e]) for e in (1, 2, 3) for k, a in enumerate(AMPS)}
+    s = simulate_detect_shot(lay, line_slots=(LINE_SLOT,), blank_slots=(), n_lines=40, flux_range=(3e-16, 8e-16),
+                             seed=8, amp_shift=shift)
+    q = DetectSettings.from_config({"fwhm": s.scene.fwhm, **QUICK})
+    unit, e0, lam = DetectUnit(s.datevobs, LINE_SLOT), s.slots[0], s.lines["wave"]
+    expect = np.mean([w0[e] + w1[e] * (4500.0 - lam) for e in (1, 2, 3)], axis=0)   # Å, the IFU's mean shift
+
+    def offsets():
+        out = run_detect(lay, unit, q)
+        det = E.read_mc([_files(lay, s, "search", LINE_SLOT)["mc"]])
+        idx = E.match(det, s.lines)
+        ok = idx >= 0
+        assert ok.sum() >= 35
+        d = det["wave"][idx[ok]] - lam[ok]
+        mad = 1.4826 * np.median(np.abs(d - np.median(d)))
+        return d, expect[ok], 1.2533 * mad / np.sqrt(ok.sum()), out      # the median's standard error
+
+    d, x, err, out = offsets()
+    assert any(n.startswith("[w01]") for n in out.counts["notes"])
+    assert np.median(d) < -0.25 and abs(np.median(d + x)) < 2 * err, (np.median(d), np.median(d + x), err)
+    for e in (1, 2, 3):
+        p = lay.path("fullsky_amp", month=s.datevobs[:6], night=s.datevobs[:8], obs3=s.datevobs[9:], exp=e)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        rows = [amp_row(f"{e0.specid:03d}_{LINE_SLOT:03d}_{e0.ifuid}_{a}", 1.0, 0, 0.0, 1.0, *shift[(e, LINE_SLOT, a)], 0)
+                for a in AMPS]
+        p.write_text("\n".join([AMP_HEADER, *rows]) + "\n")
+    d, _, err, out = offsets()
+    assert not any(n.startswith("[w01]") for n in out.counts["notes"])
+    assert abs(np.median(d)) < 2 * err and err < 0.08, (np.median(d), err)
+
+
 def test_continuum_finds_each_star_once(shot):
     lay, s, settings, _ = shot
     unit = ContinuumUnit(s.datevobs)

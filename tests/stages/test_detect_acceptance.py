@@ -86,13 +86,20 @@ def test_flux_bias_hdr21(results):
     assert abs(results["hdr2.1"].measurement.flux_bias) <= 0.03
 
 
-@pytest.mark.xfail(strict=True, reason="MC errors perturb the spectrum at the chosen position only (Karl's); "
-                                        "the choice of position adds ~17 % (fixed) to the scatter; at the true "
-                                        "positions the ratio is 0.99")
-@pytest.mark.parametrize("profile", ["hdr2.1", "fixed"])
-def test_mc_errors_within_10_percent(results, profile):
-    m = results[profile].measurement
+@pytest.mark.xfail(strict=True, reason="hdr2.1: Karl's frat (the residual rms, lowered by the "
+                                        "interpolation's correlation, over the mean error) and the ADR weights' "
+                                        "position-dependent biases: std 2.3, robust 2.0")
+def test_mc_errors_within_10_percent_hdr21(results):
+    m = results["hdr2.1"].measurement
     assert 0.9 <= m.pull_std <= 1.1 and 0.9 <= m.pull_robust <= 1.1, m
+
+
+def test_mc_errors_within_10_percent_fixed(tmp_path):
+    """The acceptance scene with 5 noise realisations (its own and 4 more), the pulls of the lines
+    with ideal S/N > 10 pooled (~870): one realisation's ~170 lines know the std only to ~0.06."""
+    p = E.pooled_pulls(tmp_path, seed=15, profile="fixed")
+    print(p)
+    assert p.n >= 700 and 0.9 <= p.std <= 1.1 and 0.9 <= p.robust <= 1.1, p
 
 
 def test_continuum_stars_brighter_than_g21(tmp_path):

@@ -69,6 +69,23 @@ def test_continuum_fibers_factor_and_nothing_left_over():
     assert V.amp_factor(stage.x2, 0.05 * stage.y2, wm, xm, 0, ST) == 1.0   # Factor <= 0.1: 1
 
 
+def test_a_fiber_of_few_live_pixels_is_not_a_continuum_fiber_on_noise():
+    """A weak fiber (fiber-to-fiber just below 0.3: prepare zeroes it) keeps a few live pixels; their
+    biweight is as noisy as sqrt(their count), not sqrt(900): vred3's cut passes it on noise (profile
+    karl), hetred's holds it to its own count. A real continuum fiber is found either way."""
+    a = _amp(noise=10.0, seed=2)
+    a.spectrum[10] += 15.0                    # a continuum fiber
+    a.ftf[57] = 0.28                          # weak: zeroed, but for 4 pixels
+    a.ftf[57, [100, 300, 500, 700]] = 0.31
+    a.spectrum[57] = a.spectrum[57] * 0.28
+    a.spectrum[57, [100, 300, 500, 700]] = 0.31 * (100.0 + 4.0)   # 4 % high: 0.4 sigma each, 0.8 of 4
+    for prof, want in (("hetred", [10]), ("karl", [10, 57])):
+        st = FullskySettings.from_config({"profile": prof})
+        stage = V.amp_stage(V.prepare(a, st), st)
+        assert sorted(np.nonzero(stage.cont)[0]) == want, prof
+    assert FullskySettings.from_config({"profile": "karl"}).continuum_own_count is False and ST.continuum_own_count
+
+
 def test_wavelength_search_recentres_on_the_w0_edge():
     """W0 at an end of the grid: the grid is centred there and searched again (<= 8 times)."""
     x = np.linspace(3500, 5500, 40000)

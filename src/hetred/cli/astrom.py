@@ -10,6 +10,7 @@ from rich.table import Table
 from hetred.cli.common import (
     check_month,
     console,
+    dry_run_state,
     err_console,
     exit_on_failures,
     get_config,
@@ -20,7 +21,7 @@ from hetred.cli.common import (
     unit_counts,
 )
 from hetred.errors import HetredError
-from hetred.jobs.units import is_done, run_unit
+from hetred.jobs.units import run_unit
 
 EXAMPLES = """
 \b
@@ -111,7 +112,7 @@ def command(ctx: click.Context, month: str | None, shot: str | None, catalog: st
         return
     if dry_run:
         for u in units:
-            state = "done (would skip)" if is_done(layout, STAGE, u.unit) and not overwrite else "to do"
+            state = dry_run_state(layout, STAGE, u.unit, overwrite)
             cat = catalog or layout.path("star_catalog", datevobs=u.datevobs)
             click.echo(f"{u.unit}: {state}; catalogue {cat}")
             click.echo(f"  would write {layout.path('astrom_dir', datevobs=u.datevobs)}/"

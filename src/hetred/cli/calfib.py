@@ -10,6 +10,7 @@ from rich.table import Table
 from hetred.cli.common import (
     check_month,
     console,
+    dry_run_state,
     exit_on_failures,
     get_config,
     parse_slot,
@@ -18,7 +19,7 @@ from hetred.cli.common import (
     unit_counts,
 )
 from hetred.errors import HetredError
-from hetred.jobs.units import is_done, run_unit
+from hetred.jobs.units import run_unit
 
 EXAMPLES = """
 \b
@@ -75,7 +76,7 @@ def command(ctx: click.Context, month: str | None, shot: str | None, ifuslots: t
                           + " in the tarlist: nothing to do")
     if dry_run:
         for u in units:
-            state = "done (would skip)" if is_done(layout, STAGE, u.unit) and not overwrite else "to do"
+            state = dry_run_state(layout, STAGE, u.unit, overwrite)
             click.echo(f"{u.unit}: {state}; would write calfib/{u.month}/{u.datevobs}_SSS_{u.ifuslot:03d}_UUU_cal.fits")
         click.echo("dry run: nothing written (SSS/UUU: SPECID and IFUID of the rectified spectra)")
         return

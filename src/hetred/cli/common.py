@@ -88,6 +88,13 @@ def check_stage_settings(cfg: Config, specs) -> None:
         raise HetredError(f"{cfg.file}: {err}" if cfg.file else str(err)) from None
 
 
+def dry_run_state(layout, stage: str, unit: str, overwrite: bool) -> str:
+    """What a run would do with a unit, for ``--dry-run`` listings: skip it (done) or do it."""
+    from hetred.jobs.units import is_done
+
+    return "done (would skip)" if is_done(layout, stage, unit) and not overwrite else "to do"
+
+
 def check_month(month: str, what: str = "MONTH") -> str:
     """MONTH as YYYYMM (month 01-12), or a one-line error."""
     from hetred.virus.ids import check_month as _check

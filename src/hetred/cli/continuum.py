@@ -9,6 +9,7 @@ from rich.table import Table
 from hetred.cli.common import (
     check_month,
     console,
+    dry_run_state,
     exit_on_failures,
     get_config,
     report_notes,
@@ -19,7 +20,7 @@ from hetred.cli.common import (
     unit_counts,
 )
 from hetred.errors import HetredError
-from hetred.jobs.units import is_done, run_unit
+from hetred.jobs.units import run_unit
 
 EXAMPLES = """
 \b
@@ -85,7 +86,7 @@ def command(ctx: click.Context, month: str | None, shot: str | None, profile: st
         return
     if dry_run:
         for u in units:
-            state = "done (would skip)" if is_done(layout, STAGE_CONTINUUM, u.unit) and not overwrite else "to do"
+            state = dry_run_state(layout, STAGE_CONTINUUM, u.unit, overwrite)
             click.echo(f"{u.unit}: {state}; would write "
                        f"{layout.path('continuum_rcs', month=u.datevobs[:6], datevobs=u.datevobs)} and the spectra")
         click.echo("dry run: nothing written")

@@ -9,6 +9,7 @@ from rich.table import Table
 from hetred.cli.common import (
     check_month,
     console,
+    dry_run_state,
     exit_on_failures,
     get_config,
     parse_slot,
@@ -20,7 +21,7 @@ from hetred.cli.common import (
     unit_counts,
 )
 from hetred.errors import HetredError
-from hetred.jobs.units import is_done, run_unit
+from hetred.jobs.units import run_unit
 
 EXAMPLES = """
 \b
@@ -100,7 +101,7 @@ def command(ctx: click.Context, month: str | None, shot: str | None, ifuslots: t
         return
     if dry_run:
         for u in units:
-            state = "done (would skip)" if is_done(layout, STAGE, u.unit) and not overwrite else "to do"
+            state = dry_run_state(layout, STAGE, u.unit, overwrite)
             click.echo(f"{u.unit}: {state}; needs {layout.path('dithall', datevobs=u.datevobs)}")
             click.echo(f"  would write {layout.path('detect_dir', month=u.month, datevobs=u.datevobs)}/{mode}/"
                        f"{u.datevobs}_SSS_{u.ifuslot:03d}_UUU.{{mc,list,spec}}")

@@ -9,6 +9,7 @@ from hetred.cli.common import (
     check_month,
     check_night,
     console,
+    dry_run_state,
     exit_on_failures,
     get_config,
     report_unit,
@@ -17,7 +18,7 @@ from hetred.cli.common import (
     unit_counts,
 )
 from hetred.errors import HetredError
-from hetred.jobs.units import UnitResult, is_done, run_unit
+from hetred.jobs.units import UnitResult, run_unit
 from hetred.virus.amp import AMPS
 
 EXAMPLES = """
@@ -86,7 +87,7 @@ def command(ctx: click.Context, specid: int, ifuslots: tuple[int, ...], nights: 
         for amp in amp_list:
             uid = flat_run.unit_id(specid, amp)
             mine = [f for f in frames if f.amp == amp]
-            state = "done (would skip)" if is_done(layout, flat_settings.STAGE, uid) and not overwrite else "to do"
+            state = dry_run_state(layout, flat_settings.STAGE, uid, overwrite)
             click.echo(f"{uid}: {len(mine)} frames, {state}")
             click.echo(f"  would write {layout.path('pixelflat', specid=specid, amp=amp)}")
             click.echo(f"  would write {layout.path('qa', stage=flat_settings.STAGE, name=uid + '.png')}")

@@ -10,6 +10,7 @@ from rich.table import Table
 from hetred.cli.common import (
     check_month,
     console,
+    dry_run_state,
     exit_on_failures,
     get_config,
     report_notes,
@@ -21,7 +22,7 @@ from hetred.cli.common import (
     unit_counts,
 )
 from hetred.errors import HetredError
-from hetred.jobs.units import UnitResult, is_done, run_unit
+from hetred.jobs.units import UnitResult, run_unit
 
 EXAMPLES = """
 \b
@@ -98,11 +99,11 @@ def command(ctx: click.Context, month: str | None, shot: str | None, exp: int | 
         return
     if dry_run:
         for u in sky:
-            state = "done (would skip)" if is_done(layout, STAGE, u.unit) and not overwrite else "to do"
+            state = dry_run_state(layout, STAGE, u.unit, overwrite)
             click.echo(f"{u.unit}: {state}; would write {layout.path('fullsky_amp', **u.keys())} (+ sky.dat, "
                        "sub.fits, ds9.reg, PNG)")
         for a in add:
-            state = "done (would skip)" if is_done(layout, STAGE_ADDSKY, a.unit) and not overwrite else "to do"
+            state = dry_run_state(layout, STAGE_ADDSKY, a.unit, overwrite)
             click.echo(f"{a.unit}: addsky {state}; would append HDU fullsky to calfib/{a.month}/{a.datevobs}_*_cal.fits")
         click.echo("dry run: nothing written")
         return

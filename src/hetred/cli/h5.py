@@ -11,6 +11,7 @@ from rich.table import Table
 from hetred.cli.common import (
     check_month,
     console,
+    dry_run_state,
     err_console,
     exit_on_failures,
     get_config,
@@ -22,7 +23,7 @@ from hetred.cli.common import (
     unit_counts,
 )
 from hetred.errors import HetredError
-from hetred.jobs.units import UnitResult, is_done, run_unit
+from hetred.jobs.units import UnitResult, run_unit
 
 EXAMPLES = """
 \b
@@ -79,7 +80,7 @@ def _run_one(ctx: click.Context, stage: str, unit: str, fn, overwrite: bool, dry
     cfg = get_config(ctx)
     layout = cfg.layout
     if dry_run:
-        state = "done (would skip)" if is_done(layout, stage, unit) and not overwrite else "to do"
+        state = dry_run_state(layout, stage, unit, overwrite)
         click.echo(f"{unit}: {state} ({stage}); would write {what}")
         click.echo("dry run: nothing written")
         return
@@ -163,7 +164,7 @@ def shot_cmd(ctx: click.Context, month: str | None, shot: str | None, jobs: int,
         return
     if dry_run:
         for u in units:
-            state = "done (would skip)" if is_done(layout, STAGE_SHOT, u.unit) and not overwrite else "to do"
+            state = dry_run_state(layout, STAGE_SHOT, u.unit, overwrite)
             click.echo(f"{u.unit}: {state}; would write {layout.path('h5_shot', name=st.release, datevobs=u.unit)}")
         click.echo("dry run: nothing written")
         return

@@ -11,6 +11,7 @@ from hetred.cli.common import (
     check_month,
     check_night,
     console,
+    dry_run_state,
     exit_on_failures,
     get_config,
     report_notes,
@@ -21,7 +22,7 @@ from hetred.cli.common import (
     unit_counts,
 )
 from hetred.errors import HetredError
-from hetred.jobs.units import UnitResult, is_done, run_unit
+from hetred.jobs.units import UnitResult, run_unit
 
 EXAMPLES = """
 \b
@@ -67,7 +68,7 @@ def _merge(ctx: click.Context, month: str, overwrite: bool, dry_run: bool) -> Un
 
     layout = get_config(ctx).layout
     if dry_run:
-        state = "done (would skip)" if is_done(layout, STAGE_MERGE, month) and not overwrite else "to do"
+        state = dry_run_state(layout, STAGE_MERGE, month, overwrite)
         click.echo(f"{month}: {state} ({STAGE_MERGE}); would write {layout.path('report_db_month', month=month)}")
         return None
     return run_unit(layout, STAGE_MERGE, month, lambda: run_report_merge(layout, month), overwrite=overwrite)
@@ -106,7 +107,7 @@ def detections_cmd(ctx: click.Context, month: str | None, shot: str | None, min_
         raise HetredError(f"no science shot in {month} (tarlist): nothing to do")
     if dry_run:
         for u in units:
-            state = "done (would skip)" if is_done(layout, STAGE_DETECTIONS, u.unit) and not overwrite else "to do"
+            state = dry_run_state(layout, STAGE_DETECTIONS, u.unit, overwrite)
             click.echo(f"{u.unit}: {state}; would write {layout.path('report_db', month=u.month, datevobs=u.unit)} "
                        f"and a report per detection with S/N >= {st.min_sn:g}")
         if merge:
@@ -156,7 +157,7 @@ def night_cmd(ctx: click.Context, night: str, overwrite: bool, dry_run: bool) ->
     st = _settings(ctx)
     page = layout.path("web_page", night=night, name="index.html")
     if dry_run:
-        state = "done (would skip)" if is_done(layout, STAGE_NIGHT, night) and not overwrite else "to do"
+        state = dry_run_state(layout, STAGE_NIGHT, night, overwrite)
         click.echo(f"{night}: {state}; would write {page}")
         click.echo("dry run: nothing written")
         return
@@ -183,7 +184,7 @@ def shot_cmd(ctx: click.Context, datevobs: str, overwrite: bool, dry_run: bool) 
     st = _settings(ctx)
     page = layout.path("web_page", night=datevobs[:8], name=f"{datevobs}.html")
     if dry_run:
-        state = "done (would skip)" if is_done(layout, STAGE_SHOT, datevobs) and not overwrite else "to do"
+        state = dry_run_state(layout, STAGE_SHOT, datevobs, overwrite)
         click.echo(f"{datevobs}: {state}; would write {page}")
         click.echo("dry run: nothing written")
         return

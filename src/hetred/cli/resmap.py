@@ -10,6 +10,7 @@ from rich.table import Table
 from hetred.cli.common import (
     check_month,
     console,
+    dry_run_state,
     exit_on_failures,
     get_config,
     report_notes,
@@ -19,7 +20,7 @@ from hetred.cli.common import (
     status_cell,
     unit_counts,
 )
-from hetred.jobs.units import is_done, run_unit
+from hetred.jobs.units import run_unit
 from hetred.virus.amp import AMPS
 
 EXAMPLES = """
@@ -74,7 +75,7 @@ def command(ctx: click.Context, month: str, specids: tuple[int, ...], amps: tupl
         return
     if dry_run:
         for u in units:
-            state = "done (would skip)" if is_done(layout, STAGE, u.unit) and not overwrite else "to do"
+            state = dry_run_state(layout, STAGE, u.unit, overwrite)
             click.echo(f"{u.unit}: {state}; would write "
                        f"{layout.path('resmap_res', month=month, specid=u.specid, amp=u.amp)} (+ sres, rres, chi, PNG)")
         click.echo("dry run: nothing written")

@@ -10,6 +10,7 @@ from hetred.cli.common import (
     after_units,
     check_month,
     console,
+    dry_run_state,
     exit_on_failures,
     get_config,
     parse_slot,
@@ -20,7 +21,7 @@ from hetred.cli.common import (
     unit_counts,
 )
 from hetred.errors import HetredError
-from hetred.jobs.units import is_done, run_unit
+from hetred.jobs.units import run_unit
 
 EXAMPLES = """
 \b
@@ -126,7 +127,7 @@ def _shot_listed(layout, shot: str) -> bool:
 
 def _dry_run(layout, units, overwrite: bool, stage: str) -> None:
     for u in units:
-        state = "done (would skip)" if is_done(layout, stage, u.unit) and not overwrite else "to do"
+        state = dry_run_state(layout, stage, u.unit, overwrite)
         click.echo(f"{u.unit}: amps {' '.join(u.amps)}, {state}")
         cofes = layout.path("cofes", night=u.night, obs=u.obs, exp=u.exp, stamp=u.stamp, ifuslot=u.ifuslot)
         for e in u.entries:

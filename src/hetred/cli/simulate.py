@@ -59,8 +59,10 @@ Examples:
               help="How wavelength, trace, profile and LSF vary along the slit (docs/simulator.md): "
                    "classic polynomials, or poly, edge, piecewise, sine; mixed: one per amp from the seed.")
 @click.option("--sky-variation", is_flag=True,
-              help="The sky of each amp differs (level 0.9-1.1, W0 +-0.5 A, W1 +-0.3e-3, 0-10 continuum "
-                   "fibers), as hetred fullsky measures it; recorded in the shot truth (docs/simulator_sky.md).")
+              help="The sky of each amp differs (level 0.9-1.1, 0-10 continuum fibers) and its wavelengths "
+                   "are off by W0 +-0.5 A, W1 +-0.3e-3 (all its light, sources too: Karl's convention, which "
+                   "hetred detect corrects), as hetred fullsky measures it; recorded in the shot truth "
+                   "(docs/simulator_sky.md).")
 @click.option("--overwrite", is_flag=True, help="Replace tars that already exist.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (observations, exposures, members); write nothing.")
 @click.pass_context

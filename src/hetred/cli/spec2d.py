@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from hetred.cli.common import check_month, console, get_config, stage_entries
+from hetred.cli.common import check_month, console, dry_run_state, get_config, stage_entries
 from hetred.cli.h5 import _common, _finish, _override, _run_one, _settings
 from hetred.errors import HetredError
-from hetred.jobs.units import UnitResult, is_done, run_unit
+from hetred.jobs.units import UnitResult, run_unit
 
 EXAMPLES = """
 \b
@@ -53,7 +53,7 @@ def command(ctx: click.Context, month: str | None, shot: str | None, merge: bool
         return
     if dry_run:
         for u in units:
-            state = "done (would skip)" if is_done(layout, STAGE, u.unit) and not overwrite else "to do"
+            state = dry_run_state(layout, STAGE, u.unit, overwrite)
             click.echo(f"{u.unit}: {state}; month {month_of_shot(u.unit)}")
         click.echo("dry run: nothing written")
         return

@@ -8,6 +8,7 @@ from rich.table import Table
 from hetred.cli.common import (
     check_month,
     console,
+    dry_run_state,
     err_console,
     exit_on_failures,
     get_config,
@@ -16,7 +17,7 @@ from hetred.cli.common import (
     unit_counts,
 )
 from hetred.errors import HetredError
-from hetred.jobs.units import UnitResult, is_done, run_unit
+from hetred.jobs.units import UnitResult, run_unit
 
 EXAMPLES = """
 \b
@@ -74,7 +75,7 @@ def command(ctx: click.Context, month: str | None, shot: str | None, overwrite: 
         raise HetredError(f"no science shots in {month} (tarlist): nothing to do")
     if dry_run:
         for u in units:
-            state = "done (would skip)" if is_done(layout, STAGE, u.unit) and not overwrite else "to do"
+            state = dry_run_state(layout, STAGE, u.unit, overwrite)
             click.echo(f"{u.unit}: {state}")
             click.echo(f"  would write {layout.path('throughput', month=u.month, datevobs=u.datevobs)}")
             click.echo(f"  would write {layout.path('tp_fwhm', month=u.month, datevobs=u.datevobs)} and the "

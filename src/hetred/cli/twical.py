@@ -8,6 +8,7 @@ from hetred.cli.common import (
     after_units,
     check_month,
     console,
+    dry_run_state,
     exit_on_failures,
     get_config,
     report_notes,
@@ -17,7 +18,7 @@ from hetred.cli.common import (
     track,
 )
 from hetred.errors import HetredError
-from hetred.jobs.units import is_done, run_unit
+from hetred.jobs.units import run_unit
 
 EXAMPLES = """
 \b
@@ -82,7 +83,7 @@ def command(ctx, month, ifuslots, amp_sel, exp_sel, step, solar, solar_fwhm, job
         template = load_solar_template(solar, fwhm=solar_fwhm)
     if dry_run:
         for e in expos if step in ("reduce", "all") else []:
-            st = "done (would skip)" if is_done(layout, twical_run.STAGE_REDUCE, e.unit) and not overwrite else "to do"
+            st = dry_run_state(layout, twical_run.STAGE_REDUCE, e.unit, overwrite)
             click.echo(f"reduce {e.unit}: {len(e.arcs)} arcs, {st}")
         for s, a in amps if step in ("combine", "all") else []:
             click.echo(f"combine {twical_run.unit_combine(month, s, a)} -> lib_calib/{month}/cal_*_{s:03d}_*_{a}.fits")

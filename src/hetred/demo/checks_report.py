@@ -3,8 +3,9 @@ shot in its sqlite database, the month's database, and the night's folder of sta
 
 ``check_report``: the database holds one report per detection of the detect file with S/N >=
 min_sn (counted here from the detect file itself), each a PNG that reads back; every link and
-image of the night's pages resolves to a file in the folder (and none points outside it); the
-page weight of index.html is given as information.
+image of the night's pages resolves to a file in the folder (and none points outside it); no unit
+the night page shows is stale (every stage ran after the stages it reads: detect after fullsky);
+the page weight of index.html is given as information.
 """
 from __future__ import annotations
 
@@ -100,8 +101,25 @@ def check_report(res: DemoResult) -> list[Check]:
         rows.append(Check("report", f"night {night}: links and images of its {len(list(folder.glob('*.html')))} "
                                     f"pages that do not resolve (of {n_refs})", len(bad), "0", not bad,
                           "links"))
+        stale = _stale_units(res, night)
+        rows.append(Check("report", f"night {night}: units the page shows stale (done before an input they read "
+                                    f"changed: a stage run before one it reads){': ' + ', '.join(stale) if stale else ''}",
+                          len(stale), "0", not stale, "units"))
         index = lay.path("web_page", night=night, name="index.html")
         weight = page_weight(index) / 1e6
         rows.append(Check("report", "night page weight (index.html and its images)", weight,
                           "information", bool(np.isfinite(weight)), "MB"))
     return rows
+
+
+def _stale_units(res: DemoResult, night: str) -> list[str]:
+    """``stage unit`` of every unit the night page shows stale (its status table; the page's own
+    stages left out as the page leaves them): none when the stages ran in the registry's order."""
+    from hetred.jobs.registry import night_plan
+    from hetred.report.run import STAGE_NIGHT, STAGE_SHOT
+    from hetred.report.status import stage_status
+
+    order, expected, _ = night_plan(res.layout, night)
+    return [f"{st.stage} {r.uid}" for st in stage_status(res.layout, night, order, expected,
+                                                         skip=(STAGE_NIGHT, STAGE_SHOT))
+            for r in st.rows if r.status == "stale"]

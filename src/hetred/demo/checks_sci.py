@@ -24,7 +24,10 @@ functions are shared with tests/stages/test_sci.py. Definitions (docs/stages/sci
   the halo, which the background model removes as scattered light), counted with the header gain
   (the simulated true gain differs from it by up to 2 %, as a real one does); both factors are
   the flux calibration's business, not the extraction's; the centre: a Gaussian fitted to the
-  sum of those fibers' rectified spectra;
+  sum of those fibers' rectified spectra, against where the amps' W0/W1 of the sky variation put
+  the line on the calibration's wavelengths (:func:`hetred.sim.skyvar.line_position`, weighted by
+  the fibers' truth electrons: the simulator moves all of an amp's light, Karl's convention, and
+  sci's wavelengths are the calibration's; detect corrects with fullsky's W0/W1);
 * **cosmic rays**: truth deposits (``truth_cosmics``) within 2.5 rows of a live fiber's trace
   are "hits on fiber cores"; a hit is masked when its fiber column has error1d = 0 or the pixel
   has error = 0; a fiber column is "clean" when no cosmic ray, hot pixel, charge trap or bad
@@ -287,9 +290,11 @@ def local_continuum(flux: np.ndarray, err: np.ndarray, wave: np.ndarray, centre:
 
 
 def line_metrics(layout: Layout, truth: ShotTruth, obs: int, min_share: float = 0.05) -> list[dict]:
-    """Per injected emission line and exposure: recovered and truth counts, noise, centre offset."""
+    """Per injected emission line and exposure: recovered and truth counts, noise, centre offset
+    (from where the sky variation's W0/W1 put the line, module docstring)."""
     from hetred.sci.rectify import RECT_WAVE, read_rectified
     from hetred.sci.sky import fit_gauss_line
+    from hetred.sim.skyvar import line_position
 
     files = multi_files(layout, truth.night, obs)
     cache: dict = {}
@@ -309,6 +314,8 @@ def line_metrics(layout: Layout, truth: ShotTruth, obs: int, min_share: float = 
         return cache[key]
 
     lines = {r["id"]: r for r in truth.shot["lines"]}
+    shifts = {(r["exp"], r["ifuslot"], r["amp"]): (r["w0"], r["w1"])
+              for r in (truth.shot.get("sky_variation") or {}).get("amps", [])}
     groups: dict[tuple[int, int], list[dict]] = {}
     for r in truth.shot.get("line_electrons", []):
         groups.setdefault((r["id"], r["exp"]), []).append(r)
@@ -320,6 +327,7 @@ def line_metrics(layout: Layout, truth: ShotTruth, obs: int, min_share: float = 
         rec = tru = var = 0.0
         stack = np.zeros(len(RECT_WAVE))
         used = skipped = 0
+        lam_sum = lam_wt = 0.0
         for r in rows:
             if r["electrons"] < min_share * total:
                 continue
@@ -328,13 +336,16 @@ def line_metrics(layout: Layout, truth: ShotTruth, obs: int, min_share: float = 
                 skipped += 1
                 continue
             f = r["fiber"] - 1
-            win = np.abs(a["wavelength"][f] - line["wave"]) <= 4 * sig
+            lam = line_position(line["wave"], *shifts.get((exp, r["ifuslot"], r["amp"]), (0.0, 0.0)))
+            win = np.abs(a["wavelength"][f] - lam) <= 4 * sig
             if (a["error1d"][f][win] == 0).any():
                 skipped += 1
                 continue
             used += 1
+            lam_sum += lam * r["electrons"]
+            lam_wt += r["electrons"]
             cont, cont_err = local_continuum(a["sky_subtracted"][f], a["error1d"][f], a["wavelength"][f],
-                                             line["wave"], sig)
+                                             lam, sig)
             rec += a["sky_subtracted"][f][win].sum() - cont * win.sum()
             var += (a["error1d"][f][win] ** 2).sum() + (cont_err * win.sum()) ** 2
             ta = truth.amp(r["ifuslot"], r["amp"])
@@ -344,9 +355,10 @@ def line_metrics(layout: Layout, truth: ShotTruth, obs: int, min_share: float = 
         if used == 0 or tru <= 0:
             continue
         centre = None
-        w = np.abs(RECT_WAVE - line["wave"]) <= 6 * sig
+        lam = lam_sum / lam_wt          # where the line lands on the calibration's wavelengths
+        w = np.abs(RECT_WAVE - lam) <= 6 * sig
         if stack[w].any():
-            x = RECT_WAVE[w] - line["wave"]
+            x = RECT_WAVE[w] - lam
             y = stack[w]
             fit = fit_gauss_line(x, y, np.full(x.size, max(np.std(y[np.abs(x) > 3 * sig]), 1.0)
                                                   if (np.abs(x) > 3 * sig).sum() > 3 else 1.0),
@@ -420,7 +432,8 @@ def sci_checks(layout: Layout, truth_layout: Layout | None = None, night: str | 
                           100 * float(worst), "within 3 %", bool(abs(worst) <= 0.03), "%"))
         cen = [x["centre"] for x in bright if x["centre"] is not None]
         wc = max(cen, key=abs) if cen else float("nan")
-        rows.append(Check("sci", f"emission-line centres - truth, worst of {len(bright)} line exposures",
+        rows.append(Check("sci", "emission-line centres - truth (moved by the amps' W0/W1), worst of "
+                                 f"{len(bright)} line exposures",
                           float(wc), "within 0.2 A", bool(len(cen) == len(bright) and abs(wc) <= 0.2), "A"))
     else:
         rows.append(Check("sci", "bright emission lines in the shot (FrameCounts.bright_lines)", 0, ">= 1", False))

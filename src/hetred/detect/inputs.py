@@ -26,6 +26,7 @@ import numpy as np
 
 from hetred.detect.settings import DetectSettings
 from hetred.errors import HetredError
+from hetred.io.ampdat import parse_amp_dat
 from hetred.layout import Layout, LayoutError
 from hetred.stats import biweight
 
@@ -276,15 +277,10 @@ def amp_calib(layout: Layout, header, datevobs: str, exp: int, specid: int, ifus
     found = False
     if ap.is_file():
         key = f"{specid:03d}_{ifuslot:03d}_{ifuid}_{amp}"
-        for line in ap.read_text().splitlines()[1:]:
-            t = line.split()
-            if len(t) >= 7 and t[0] == key:
-                try:
-                    w0, w1 = float(t[5]), float(t[6])
-                    found = True
-                except ValueError:
-                    pass
-                break
+        row = next((r for r in parse_amp_dat(ap.read_text()) if r.name == key), None)
+        if row is not None and np.isfinite(row.w0) and np.isfinite(row.w1):      # a field of *: not usable
+            w0, w1 = row.w0, row.w1
+            found = True
         used.append(str(ap))
     if not found:
         _note(notes, "w01", f"no full-sky wavelength shift ({ap}): W0 = W1 = 0")

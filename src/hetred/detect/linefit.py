@@ -234,7 +234,9 @@ def fit_line(wave: np.ndarray, flux: np.ndarray, err: np.ndarray, wcen: float, s
     rms, sume = res1["rms"][0], res1["sume"][0]
     if s.frat == "corrected" and rvar is not None:
         expected = np.sqrt(np.mean(yeo ** 2 * rvar[sel]))
-        frat = rms / expected if expected > 0 else 1.0
+        npar = 4 if free else 3         # the residual rms of an npar-parameter fit, unbiased
+        rms_u = rms * np.sqrt(nt / (nt - npar)) if nt > npar else rms
+        frat = rms_u / expected if expected > 0 else 1.0
         if rms <= 0.2 * expected:
             frat = 1.0
     else:

@@ -210,7 +210,8 @@ QUIRKS: tuple[tuple[str, str, str], ...] = (
     ("flag_window", "fiber flag from the biweight of 4505 +- 3 Å in pass 1 (+-50 Å later)", "+-50 Å always"),
     ("frat", "Monte-Carlo noise = errors x residual rms / mean error, the rms lowered by the correlation "
      "that linear interpolation onto the 2-Å grid puts between pixels (MC errors ~15 % low)",
-     "the rms compared with the noise expected after interpolation"),
+     "the rms compared with the noise expected after interpolation, and made unbiased for the fit's free "
+     "parameters (x sqrt(n / (n - 4)), +4 % over a 100-Å window)"),
     ("fit_tol", "the LM line fit stops at the first successful step whose relative chi^2 change is < 1e-3: "
      "short of the minimum (preset of 6 x 300 lines, seed 5, ideal S/N > 10: median |dlambda| 0.3025 A, flux "
      "bias +1.89 %)", "1e-7: converged (0.2989 A, +1.66 %; +15 % CPU in the line fits)"),

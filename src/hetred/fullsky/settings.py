@@ -29,6 +29,10 @@ class FullskySettings:
     #: [vred3:152-166: xcut = 7.0 * xs / sqrt(900.)]
     continuum_sigma: float = 7.0
     continuum_pixels: float = 900.0
+    #: true (hetred's default): a fiber with fewer live pixels than continuum_pixels is held to
+    #: sqrt(its own count) instead (the noise of its biweight); vred3's fixed sqrt(900) lets a fiber
+    #: of a few live pixels (one whose fiber-to-fiber is just below ftf_min) pass on noise alone
+    continuum_own_count: bool = True
     #: with at least this many continuum fibers the factor is set to 1 and no residual background
     #: is subtracted [vred3:192, 362]
     continuum_max: int = 40
@@ -159,5 +163,6 @@ class FullskySettings:
 #: named settings: ``profile = "karl"`` is vred3 exactly
 PROFILES: dict[str, dict[str, Any]] = {
     "hetred": {},
-    "karl": {"search_points": "all", "passes": 1, "refine": False, "search_smooth": 0.0, "newton": False},
+    "karl": {"search_points": "all", "passes": 1, "refine": False, "search_smooth": 0.0, "newton": False,
+             "continuum_own_count": False},
 }

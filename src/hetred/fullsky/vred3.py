@@ -201,7 +201,10 @@ def amp_stage(p: Prepared, st: FullskySettings) -> AmpStage:
     resid = np.where(use, p.s - interp0(p.wave, x2, y2), np.nan).astype(F32)
     fib_loc = np.asarray(biweight(resid, axis=1)[0], np.float64)   # -666 for a fiber without pixels
     _, xs = _bw(resid[use])
-    xcut = st.continuum_sigma * xs / np.sqrt(st.continuum_pixels)
+    npix = np.full(p.s.shape[0], st.continuum_pixels)
+    if st.continuum_own_count:
+        npix = np.clip(use.sum(axis=1), 1, st.continuum_pixels)
+    xcut = st.continuum_sigma * xs / np.sqrt(npix)
     cont = fib_loc > xcut
     ncut = int(cont.sum())
     if ncut:

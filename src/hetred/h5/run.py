@@ -12,7 +12,6 @@ the files with no staging.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from hetred.errors import HetredError
@@ -25,7 +24,7 @@ from hetred.h5.settings import (
     STAGE_SURVEY,
     H5Settings,
 )
-from hetred.jobs.units import UnitOutcome
+from hetred.jobs.units import ShotUnit, UnitOutcome, science_shots
 from hetred.layout import Layout, parse
 from hetred.virus.ids import month_of, parse_datevobs
 
@@ -49,17 +48,6 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class ShotUnit:
-    """One shot; unit id ``DATEvOBS``."""
-
-    datevobs: str
-
-    @property
-    def unit(self) -> str:
-        return self.datevobs
-
-
 def shot_units(layout: Layout, month: str | None = None, shot: str | None = None,
                entries: list | None = None) -> list[ShotUnit]:
     """The science shots of a month's tarlist (``entries``: its entries, read when None) or one shot."""
@@ -75,7 +63,7 @@ def shot_units(layout: Layout, month: str | None = None, shot: str | None = None
         from hetred.lists.tarlist import month_entries
 
         entries = month_entries(layout, month)
-    return [ShotUnit(s) for s in sorted({f"{e.night}v{e.obs:03d}" for e in entries if e.kind == "sci"})]
+    return science_shots(entries)
 
 
 def _outcome(path: Path, warnings: list[str], counts: dict, used: list[str], extra: list[Path] = (),

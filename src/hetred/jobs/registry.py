@@ -442,15 +442,6 @@ def _optional_stages() -> tuple[StageSpec, ...]:
                          description="one shot and IFU: calibrated fibers (_cal.fits)",
                          settings=_settings("hetred.calfib.settings", "CalfibSettings"), table="calfib",
                          writes=("calfib",)))
-    out.append(StageSpec("detect", "detect", _detect, 30.0, needs=("sci", "astrom", "throughput"),
-                         description="one shot and IFU: line search, Monte-Carlo errors, .mc .list .spec",
-                         settings=_settings("hetred.detect.settings", "DetectSettings"), table="detect",
-                         writes=("detect_mc", "detect_list", "detect_spec", "detect_res")))
-    out.append(StageSpec("continuum", "continuum", _continuum, 60.0, needs=("sci", "astrom", "throughput"),
-                         description="one shot: continuum sources (.cs .rcs, spectra)",
-                         settings=_settings("hetred.detect.settings", "DetectSettings"), table="detect",
-                         writes=("continuum_cs", "continuum_res", "continuum_rcs", "continuum_spec",
-                                 "continuum_list")))
     out.append(StageSpec("resmap", "resmap", _resmap, 60.0, needs=("sci",),
                          description="one camera amp over the month: res, sres, rres, chi maps",
                          settings=_settings("hetred.resmap.settings", "ResmapSettings"), table="resmap",
@@ -462,6 +453,21 @@ def _optional_stages() -> tuple[StageSpec, ...]:
     out.append(StageSpec("fullsky-addsky", "fullsky", _fullsky_addsky, 60.0, needs=("fullsky", "calfib"),
                          description="one shot: the fullsky HDU of each _cal.fits (imaddsky)",
                          writes=("calfib",)))
+    # detect and continuum load the fibers as Karl's fitradecsp does: the residual and error-ratio
+    # maps of resmap and the amp's W0/W1 of fullsky's amp.dat (its wavelength-calibration error,
+    # added to every fiber's wavelengths: detect/inputs.py) -- so after both (Karl: "full-sky
+    # (step 20) must run before detection")
+    out.append(StageSpec("detect", "detect", _detect, 30.0,
+                         needs=("sci", "astrom", "throughput", "resmap", "fullsky"),
+                         description="one shot and IFU: line search, Monte-Carlo errors, .mc .list .spec",
+                         settings=_settings("hetred.detect.settings", "DetectSettings"), table="detect",
+                         writes=("detect_mc", "detect_list", "detect_spec", "detect_res")))
+    out.append(StageSpec("continuum", "continuum", _continuum, 60.0,
+                         needs=("sci", "astrom", "throughput", "resmap", "fullsky"),
+                         description="one shot: continuum sources (.cs .rcs, spectra)",
+                         settings=_settings("hetred.detect.settings", "DetectSettings"), table="detect",
+                         writes=("continuum_cs", "continuum_res", "continuum_rcs", "continuum_spec",
+                                 "continuum_list")))
     if importlib.util.find_spec("hetred.h5.run") is not None:     # keep last: its needs are the stages above
         have = {s.name for s in REGISTRY} | {s.name for s in out}
         h5 = {"settings": _settings("hetred.h5.settings", "H5Settings"), "table": "h5"}

@@ -54,9 +54,39 @@ from hetred._version import __version__
 from hetred.errors import EmptyUnit, HetredError, WriteError
 from hetred.io.atomic import journal_temporaries, write_json_atomic
 from hetred.layout import Layout
+from hetred.virus.ids import parse_datevobs
 
 #: the message of a unit whose lock another process holds
 RUNNING_ELSEWHERE = "running elsewhere"
+
+
+@dataclass(frozen=True)
+class ShotUnit:
+    """The unit of a per-shot stage (throughput, h5 shot, report detections): one science shot,
+    unit id ``DATEvOBS``."""
+
+    datevobs: str
+
+    @property
+    def unit(self) -> str:
+        return self.datevobs
+
+    @property
+    def night(self) -> str:
+        return parse_datevobs(self.datevobs)[0]
+
+    @property
+    def obs(self) -> int:
+        return parse_datevobs(self.datevobs)[1]
+
+    @property
+    def month(self) -> str:
+        return self.night[:6]
+
+
+def science_shots(entries: Iterable) -> list[ShotUnit]:
+    """The science shots of tarlist ``entries``, sorted by DATEvOBS."""
+    return [ShotUnit(s) for s in sorted({f"{e.night}v{e.obs:03d}" for e in entries if e.kind == "sci"})]
 
 
 @dataclass

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from hetred.errors import EmptyUnit, HetredError
 from hetred.io.atomic import atomic_path
-from hetred.jobs.units import UnitOutcome
+from hetred.jobs.units import ShotUnit, UnitOutcome, science_shots
 from hetred.layout import Layout, parse
 from hetred.report import db as rdb
 from hetred.report import detinputs as I
@@ -32,19 +31,6 @@ __all__ = ["STAGE_DETECTIONS", "STAGE_MERGE", "STAGE_NIGHT", "STAGE_SHOT", "Shot
            "run_report_merge", "run_report_night", "run_report_shot", "shot_units"]
 
 
-@dataclass(frozen=True)
-class ShotUnit:
-    datevobs: str
-
-    @property
-    def unit(self) -> str:
-        return self.datevobs
-
-    @property
-    def month(self) -> str:
-        return self.datevobs[:6]
-
-
 def shot_units(entries: list, shot: str | None = None, night: str | None = None) -> list[ShotUnit]:
     """The science shots of tarlist ``entries`` (narrowed to a night), or the one ``shot``."""
     if shot is not None:
@@ -53,8 +39,7 @@ def shot_units(entries: list, shot: str | None = None, night: str | None = None)
         except ValueError:
             raise HetredError(f"--shot {shot!r} is not a DATEvOBS like 20180110v007") from None
         return [ShotUnit(shot)]
-    shots = sorted({f"{e.night}v{e.obs:03d}" for e in entries if e.kind == "sci"})
-    return [ShotUnit(s) for s in shots if night is None or s.startswith(night)]
+    return [u for u in science_shots(entries) if night is None or u.night == night]
 
 
 def _write_bytes(path: Path, data: bytes) -> None:

@@ -23,6 +23,12 @@ Per exposure, IFU and amp (112 fibers x 1032 columns, the simulator's optics: wa
   ``trace`` and the header's STRUCTAZ = PA + 180 deg (so that Karl's ADR direction and the
   IFU-x convention agree).
 
+``amp_shift`` gives amps a wavelength-calibration error W0/W1 (Karl's convention, as
+:mod:`hetred.sim.skyvar`): in such an amp the pixel of calibration wavelength lambda (the multi
+file's ``wavelength``) sees *all* the light -- sky, lines and stars -- of lambda' = lambda + W0 + W1
+(4500 - lambda); the truth keeps the lines' true wavelengths, and hetred detect recovers them
+only with fullsky's amp.dat (the W0/W1 it adds to the fibers' wavelengths).
+
 The astrometry is perfect (dithall.use from the true pointing and PA, norm.dat the relative
 transparencies) and the response curve is the true throughput x the mean transparency
 (``DATEvOBSsedtp_f.dat`` on the 2-Å grid). The truth returned per line: position, wave, flux,
@@ -166,14 +172,21 @@ def simulate_detect_shot(layout, *, night: str = "20180110", obs: int = 7, line_
                          n_lines: int = 300, flux_range=(1e-17, 3e-16), wave_range=(3550.0, 5450.0),
                          sigma_range=(1.5, 3.0), n_stars: int = 0, g_range=(17.0, 21.5), star_slots=None,
                          fwhm: float | None = None, seed: int = 0, write_tarlist: bool = True,
-                         noise: str = "poisson") -> DetectShot:
-    """Write the shot into ``layout`` (module docstring) and return its truth."""
+                         noise: str = "poisson",
+                         amp_shift: dict[tuple[int, int, str], tuple[float, float]] | None = None,
+                         noise_seed: int = 0) -> DetectShot:
+    """Write the shot into ``layout`` (module docstring) and return its truth. ``amp_shift``:
+    (exposure 1-3, IFU slot, amp) -> (W0 Å, W1 per Å), the light of that amp moved (module
+    docstring); others unmoved. ``noise_seed`` > 0 draws new noise (photons, read noise, masked
+    pixels, chi2) on the same scene: the same sources, pointing, wavelengths and fiber
+    throughputs (``seed``), for statistics over noise realisations."""
     from astropy.io import fits
 
     from hetred.astrom import fibers as AF
     from hetred.astrom.formats import format_norm, format_radec
     from hetred.io.atomic import write_text_atomic
     from hetred.sim.photometry import SED_WAVE, stellar_sed
+    from hetred.sim.skyvar import moved
 
     rng = np.random.default_rng([seed, 15, int(night), obs])
     slots = [slot_entry(s) for s in (*line_slots, *blank_slots)]
@@ -209,13 +222,19 @@ def simulate_detect_shot(layout, *, night: str = "20180110", obs: int = 7, line_
             for amp in AMPS:
                 fxy = amp_positions(amp, slot.ifuid)
                 fibermaps[slot.ifuslot][amp] = fxy
-                arng = np.random.default_rng([seed, 16, int(night), obs, e, slot.ifuslot, AMPS.index(amp)])
+                arng = np.random.default_rng([seed, 16, int(night), obs, e, slot.ifuslot, AMPS.index(amp)]
+                                             + ([noise_seed] if noise_seed else []))
                 coeffs = _wave_solution(np.random.default_rng([seed, 17, slot.ifuslot, AMPS.index(amp)]))
-                wave = spectra.wavelength(coeffs, x)
+                cal = spectra.wavelength(coeffs, x)          # the calibration's: the multi file's
                 disp = spectra.dispersion(coeffs, x)
                 lo, hi = spectra.wavelength(coeffs, x - 0.5), spectra.wavelength(coeffs, x + 0.5)
                 ftf = (np.random.default_rng([seed, 18, slot.ifuslot, AMPS.index(amp)]).normal(1.0, 0.05, 112)
-                       [:, None] * (1.0 + 0.02 * (wave - 4500.0) / 1000.0))
+                       [:, None] * (1.0 + 0.02 * (cal - 4500.0) / 1000.0))
+                w0, w1 = (amp_shift or {}).get((e, slot.ifuslot, amp), (0.0, 0.0))
+                wave = cal
+                if w0 or w1:                                 # the light each pixel sees (module docstring)
+                    wave, lo, hi = moved(cal, w0, w1), moved(lo, w0, w1), moved(hi, w0, w1)
+                    disp = disp * (1.0 - w1)
                 conv = spectra.AREA_CM2 * EXPTIME / spectra.HC_ERG_A * spectra.throughput(wave) * wave   # e- per (erg/cm²)
                 sky = spectra.electrons(spectra.on_pixels(sky_fine, wave) * spectra.FIBER_AREA_ARCSEC2, wave, disp,
                                         EXPTIME)
@@ -272,7 +291,7 @@ def simulate_detect_shot(layout, *, night: str = "20180110", obs: int = 7, line_
                                      fits.ImageHDU(fxy.astype(f32), name="ifupos"),
                                      fits.ImageHDU(chi2.astype(f32), name="chi2"),
                                      fits.ImageHDU(data.astype(f32), name="spectrum"),
-                                     fits.ImageHDU(wave.astype(f32), name="wavelength"),
+                                     fits.ImageHDU(cal.astype(f32), name="wavelength"),
                                      fits.ImageHDU(trace.astype(f32), name="trace"),
                                      fits.ImageHDU(ftf.astype(f32), name="fiber_to_fiber"),
                                      fits.ImageHDU(err1d.astype(f32), name="error1d"),

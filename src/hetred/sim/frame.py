@@ -14,7 +14,10 @@ Per exposure kind, the electrons per fiber and column entering the spectrograph 
   twilight-background cut, level > 100);
 * ``sci``: night sky (continuum + emission lines, ~120 electrons per fiber per column at
   4540 A in 360 s) plus the sources of the shot's scene (:mod:`hetred.sim.sky`) x transparency,
-  through throughput, area, exposure time and the LSF.
+  through throughput, area, exposure time and the LSF. With a sky variation
+  (:mod:`hetred.sim.skyvar`) the amp's W0/W1 move *all* its light: the pixel of calibration
+  wavelength lambda sees the sky and every source at lambda' = lambda + W0 + W1 (4500 - lambda)
+  (Karl's convention: the amp's wavelength-calibration error, which detect corrects).
 
 The electrons are spread over rows with the fiber profiles and halo (:mod:`hetred.sim.optics`),
 multiplied by the pixel flat, dark current added, Poisson-sampled, turned to readout orientation
@@ -179,23 +182,38 @@ class AmpModel:
             self.sky_pixels = rate
         return self.sky_pixels
 
+    def light_waves(self, ctx: ExposureContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Where the light of the sources comes from: (subsampled wavelengths (112, 1032 *
+        SUBSAMPLE), pixel wavelengths (112, 1032), pixel widths (112, 1032)), Å, of the *light*
+        each pixel receives: the calibration's (``optics.wave``, ``dwave``) moved by the amp's
+        W0/W1 of the sky variation (:func:`hetred.sim.skyvar.moved`; unchanged without one)."""
+        o = self.optics
+        sub = (np.arange(SUBSAMPLE) + 0.5) / SUBSAMPLE - 0.5
+        xs = (np.arange(opt_mod.NCOLS)[:, None] + sub[None, :]).ravel()
+        wave_sub = spectra.wavelength(o.coeffs, xs)
+        a = self.amp_sky(ctx)
+        if a is None:
+            return wave_sub, o.wave, o.dwave
+        from hetred.sim.skyvar import moved
+
+        return moved(wave_sub, a.w0, a.w1), moved(o.wave, a.w0, a.w1), o.dwave * (1.0 - a.w1)
+
     def _sources(self, ctx: ExposureContext) -> np.ndarray | None:
-        """Source electrons per fiber and column (LSF applied), or None without a scene."""
+        """Source electrons per fiber and column (LSF applied), or None without a scene; the
+        sources seen at the amp's moved wavelengths (:meth:`light_waves`)."""
         if ctx.scene is None:
             return None
         from hetred.sim import sky
 
         o, e = self.optics, ctx.exposure
-        sub = (np.arange(SUBSAMPLE) + 0.5) / SUBSAMPLE - 0.5
-        xs = (np.arange(opt_mod.NCOLS)[:, None] + sub[None, :]).ravel()
-        wave_sub = spectra.wavelength(o.coeffs, xs)
+        wave_sub, wave, dwave = self.light_waves(ctx)
         flux = sky.fiber_source_flux(ctx.scene, self.slot, self.amp, e.exp, wave_sub, ifuid=self.slot.ifuid)
         flux = flux.reshape(opt_mod.NFIB, opt_mod.NCOLS, SUBSAMPLE).mean(axis=2)
         hit = np.nonzero(flux.any(axis=1))[0]
         if hit.size == 0:
             return None
         flux *= float(ctx.scene.transparency[e.exp - 1])
-        elec = spectra.electrons(flux, o.wave, o.dwave, e.exptime)
+        elec = spectra.electrons(flux, wave, dwave, e.exptime)
         mid = opt_mod.NCOLS // 2
         for f in hit:     # LSF: Gaussian in pixels with the fiber's width at mid-column
             sig = o.fwhm[f, mid] / 2.3548200450309493 / o.dwave[f, mid]
@@ -211,16 +229,14 @@ class AmpModel:
         from hetred.sim import sky
 
         o, e = self.optics, ctx.exposure
-        sub = (np.arange(SUBSAMPLE) + 0.5) / SUBSAMPLE - 0.5
-        xs = (np.arange(opt_mod.NCOLS)[:, None] + sub[None, :]).ravel()
-        wave_sub = spectra.wavelength(o.coeffs, xs)
+        wave_sub, wave, dwave = self.light_waves(ctx)
         mid = opt_mod.NCOLS // 2
         out = []
         for k, near, flux in sky.line_source_fluxes(ctx.scene, self.slot, self.amp, e.exp, wave_sub,
                                                     ifuid=self.slot.ifuid):
             flux = flux.reshape(len(near), opt_mod.NCOLS, SUBSAMPLE).mean(axis=2)
             flux *= float(ctx.scene.transparency[e.exp - 1])
-            elec = spectra.electrons(flux, o.wave[near], o.dwave[near], e.exptime)
+            elec = spectra.electrons(flux, wave[near], dwave[near], e.exptime)
             for j, f in enumerate(near):
                 sig = o.fwhm[f, mid] / 2.3548200450309493 / o.dwave[f, mid]
                 elec[j] = gaussian_filter1d(elec[j], sig, mode="constant", truncate=5.0)

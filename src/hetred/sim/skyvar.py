@@ -6,14 +6,20 @@ With a :class:`SkyVariation` every amp of every science exposure gets its own dr
 
 * **level**: the night sky times a factor uniform in ``level`` (0.9-1.1): what vred3 calls the
   amp's Factor (relative to the exposure's master sky);
-* **wavelength**: the sky seen by the pixel whose wavelength (the calibration's, which stays the
-  truth of the optics) is lambda is the sky at lambda' = lambda + W0 + W1 (4500 - lambda), W0
-  uniform within +-``w0`` Å, W1 within +-``w1`` per Å (vred3's convention: its W0/W1 are these
-  relative to the master's frame). Only the sky moves: the sources stay on the calibration's
-  wavelengths, so every source truth keeps its meaning;
+* **wavelength**: the amp's wavelength-calibration error. The pixel whose calibration wavelength
+  (the multi file's ``wavelength``) is lambda sees the light of lambda' = lambda + W0 + W1 (4500 -
+  lambda) (:func:`moved`), W0 uniform within +-``w0`` Å, W1 within +-``w1`` per Å. *All* the light
+  of the amp moves: the sky, and every source (stars, emission lines, the continuum fibers) --
+  the frame simulator evaluates the sources at lambda' too (``hetred.sim.frame.AmpModel``). This
+  is Karl's convention: vred3 measures W0/W1 on the sky, relative to the exposure's master sky,
+  and fitradecsp (``hetred detect``, ``hetred continuum``) adds them to every fiber's
+  wavelengths, lambda += W0 + W1/1000 (4500 - lambda) (FR:1733-1738; shared/reference/
+  detect_fullsky.md §1.2), correcting the sources with them. The source truths keep their true
+  (sky-frame) wavelengths; the multi files' wavelengths stay the calibration's;
 * **continuum fibers**: ``continuum`` (0-10) live fibers of the amp, each with a flat f_lambda
   continuum of ``continuum_level`` (0.2-0.6) x the dark-sky continuum at 4540 Å in a fiber,
-  entering only that fiber (a test of vred3's continuum-fiber count, not a star: it has no PSF).
+  entering only that fiber (a test of vred3's continuum-fiber count, not a star: it has no PSF),
+  at the moved wavelengths as every source.
   They are sources: the frame adds them with the scene's, so the shot truth's ``injected`` list
   has them (the sci checks leave them out of the source-free fibers).
 
@@ -73,22 +79,25 @@ def draw(seed: int, var: SkyVariation, night: str, obs: int, exp: int, ifuslot: 
 
 
 def moved(wave: np.ndarray, w0: float, w1: float) -> np.ndarray:
-    """lambda' = lambda + W0 + W1 (4500 - lambda): the sky's wavelength at calibration lambda."""
+    """lambda' = lambda + W0 + W1 (4500 - lambda): the true wavelength of the light (sky and
+    sources) that reaches the pixel of calibration wavelength lambda (Å, any shape)."""
     return wave + w0 + w1 * (PIVOT - wave)
 
 
 def line_position(lam: float, w0: float, w1: float) -> float:
-    """The calibration wavelength where a sky line of wavelength ``lam`` lands (inverse of :func:`moved`)."""
+    """The calibration wavelength where a line (sky or source) of true wavelength ``lam`` lands
+    (inverse of :func:`moved`)."""
     return (lam - w0 - w1 * PIVOT) / (1.0 - w1)
 
 
 def sky_rate(optics, w0: float = 0.0, w1: float = 0.0) -> np.ndarray:
     """Night-sky electrons per second per fiber and column before fiber throughput (the frame
-    simulator's ``AmpModel._sky_rate``), the sky moved by (W0, W1)."""
+    simulator's ``AmpModel._sky_rate``), the sky moved by (W0, W1): the continuum at lambda' over the
+    pixel's width in true wavelength, (1 - W1) dlambda; each line at its calibration position."""
     o = optics
     wv = moved(o.wave, w0, w1)
     cont = spectra.on_pixels(spectra.sky_continuum_fine(), wv) * spectra.FIBER_AREA_ARCSEC2
-    rate = spectra.electrons(cont, wv, o.dwave, 1.0)
+    rate = spectra.electrons(cont, wv, o.dwave * (1.0 - w1), 1.0)
     for lam, flux in spectra.sky_line_fluxes():
         frac = spectra.lines_per_pixel(o.coeffs, o.fwhm, [(line_position(lam, w0, w1), 1.0)])
         rate += frac * (flux * spectra.FIBER_AREA_ARCSEC2 * spectra.AREA_CM2 / spectra.HC_ERG_A
@@ -98,13 +107,15 @@ def sky_rate(optics, w0: float = 0.0, w1: float = 0.0) -> np.ndarray:
 
 def continuum_electrons(optics, a: AmpSky, exptime: float, transparency: float = 1.0) -> np.ndarray | None:
     """Electrons per column (112, 1032) of the continuum fibers, before fiber throughput (None
-    without any)."""
+    without any), their light at the amp's moved wavelengths (throughput and photon energy of
+    lambda'; the pixel's width in true wavelength (1 - W1) dlambda)."""
     if not a.fibers:
         return None
     o = optics
     out = np.zeros(o.wave.shape)
     for f, flux in zip(a.fibers, a.flux):
-        out[f] = spectra.electrons(np.full(o.wave.shape[1], flux * transparency), o.wave[f], o.dwave[f], exptime)
+        out[f] = spectra.electrons(np.full(o.wave.shape[1], flux * transparency), moved(o.wave[f], a.w0, a.w1),
+                                   o.dwave[f] * (1.0 - a.w1), exptime)
     return out
 
 
@@ -118,8 +129,10 @@ def truth_record(a: AmpSky, exp: int, slot, amp: str) -> dict:
             "continuum_flux": list(a.flux)}
 
 
-TRUTH_MEANING = ("per science exposure and amp: factor = the amp's sky level factor; the sky seen at "
-                 "calibration wavelength lambda is the sky at lambda + w0 + w1 (4500 - lambda) (Å, per Å); "
+TRUTH_MEANING = ("per science exposure and amp: factor = the amp's sky level factor; all the light (sky and "
+                 "sources) seen at calibration wavelength lambda is the light of lambda + w0 + w1 (4500 - lambda) "
+                 "(Å, per Å: the amp's wavelength-calibration error, Karl's W0/W1 that detect adds to the fibers' "
+                 "wavelengths; source truths keep their true wavelengths); "
                  "continuum_fibers (1-based multi-file rows) carry a flat continuum of continuum_flux "
                  "erg/s/cm^2/Å each (before throughput and transparency). vred3's Factor, W0, W1 are these "
                  "relative to the exposure's master sky (one common scale and offset per exposure).")

@@ -9,14 +9,14 @@ libraries (``hetred.io.fiberspec``). Writes the files of :mod:`hetred.throughput
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 
 from hetred.errors import HetredError
 from hetred.io import shotfiles
 from hetred.io.fiberspec import read_amp_spectra
-from hetred.jobs.units import UnitOutcome
+from hetred.jobs.units import ShotUnit, UnitOutcome, science_shots
 from hetred.layout import Layout
 from hetred.throughput import products, qa
 from hetred.throughput.psf import AdrModel, direction_from_angle, fiber_table
@@ -26,29 +26,6 @@ from hetred.throughput.shot import measure_shot
 from hetred.virus.ids import parse_datevobs
 
 __all__ = ["STAGE", "ShotUnit", "run_throughput", "throughput_units"]
-
-
-@dataclass(frozen=True)
-class ShotUnit:
-    """One shot: ``unit`` = DATEvOBS."""
-
-    datevobs: str
-
-    @property
-    def unit(self) -> str:
-        return self.datevobs
-
-    @property
-    def night(self) -> str:
-        return parse_datevobs(self.datevobs)[0]
-
-    @property
-    def obs(self) -> int:
-        return parse_datevobs(self.datevobs)[1]
-
-    @property
-    def month(self) -> str:
-        return self.night[:6]
 
 
 def throughput_units(layout: Layout, month: str | None = None, shot: str | None = None) -> list[ShotUnit]:
@@ -61,8 +38,7 @@ def throughput_units(layout: Layout, month: str | None = None, shot: str | None 
         return [ShotUnit(shot)]
     from hetred.lists.tarlist import month_entries
 
-    shots = sorted({f"{e.night}v{e.obs:03d}" for e in month_entries(layout, month) if e.kind == "sci"})
-    return [ShotUnit(s) for s in shots]
+    return science_shots(month_entries(layout, month))
 
 
 def _catalog_path(layout: Layout, datevobs: str):
