@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 
-def experiment(nifu: int, exp: int, st, seed: int = 0, start: float = 4355.0, ncol: int = 9):
+def experiment(nifu: int, exp: int, st, seed: int = 0, start: float = 4355.0, ncol: int = 9, every: int = 2):
     """(masked amps' W0 - truth, unmasked amps' W0 - truth), Å, common offset removed."""
     from hetred.fullsky.vred3 import AmpInput, reduce_exposure
     from hetred.sim.focalplane import choose_slots
@@ -34,7 +34,7 @@ def experiment(nifu: int, exp: int, st, seed: int = 0, start: float = 4355.0, nc
     inputs, masked = [], set()
     for k, a in enumerate(amps):
         spec = a.spectrum.copy()
-        if k % 2 == 0:
+        if k % every == 0:
             c0 = int(np.argmin(np.abs(np.median(a.wave, axis=0) - start)))
             spec[:, c0:c0 + ncol] = 0
             masked.add(a.name)
@@ -55,20 +55,24 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--start", type=float, default=4355.0, help="Å: first masked column's wavelength")
     ap.add_argument("--ncol", type=int, default=9, help="masked columns")
+    ap.add_argument("--every", type=int, default=2, help="mask every N-th amp (name order)")
+    ap.add_argument("--guard", default="", help="comma list of mask_guard values (default: the settings')")
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from hetred.fullsky.settings import FullskySettings
 
-    for nifu in (int(x) for x in args.ifus.split(",")):
-        for rf in (int(x) for x in args.run_full.split(",")):
-            st = dataclasses.replace(FullskySettings(), run_full=rf)
+    guards = [float(x) for x in args.guard.split(",")] if args.guard else [FullskySettings().mask_guard]
+    for nifu, rf, guard in ((int(n), int(r), g) for n in args.ifus.split(",") for r in args.run_full.split(",")
+                            for g in guards):
+        if True:
+            st = dataclasses.replace(FullskySettings(), run_full=rf, mask_guard=guard)
             a, b = [], []
             for exp in (int(x) for x in args.exps.split(",")):
-                ma, un = experiment(nifu, exp, st, args.seed, args.start, args.ncol)
+                ma, un = experiment(nifu, exp, st, args.seed, args.start, args.ncol, args.every)
                 a += list(ma)
                 b += list(un)
             a, b = np.array(a), np.array(b)
-            print(f"{nifu:2d} IFUs, run_full {rf:4d}: masked amps W0 - truth mean {a.mean():+.3f} median "
+            print(f"{nifu:2d} IFUs, run_full {rf:4d}, mask_guard {guard:4.1f}: masked amps W0 - truth mean {a.mean():+.3f} median "
                   f"{np.median(a):+.3f} rms {np.sqrt(np.mean(a ** 2)):.3f} ({np.sum(np.abs(a) > 0.1)} of {a.size} "
                   f"beyond 0.1 Å); unmasked rms {np.sqrt(np.mean(b ** 2)):.3f}", flush=True)
     return 0

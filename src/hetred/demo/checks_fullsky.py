@@ -383,10 +383,11 @@ def check_fullsky(res: DemoResult) -> list[Check]:
                       fall, "info", True))
     w0 = float(np.sqrt(np.mean([m["all"]["w0_rms"] ** 2 for m in ex])))
     w1 = float(np.sqrt(np.mean([m["all"]["w1_rms"] ** 2 for m in ex])))
-    # information, not a check: on the demo night one amp (053 LL) reads 0.12-0.22 Å below its truth:
-    # its bad column's mask box takes the core and red wing of Hg 4358 and vred3 places the line by
-    # its blue wing (docs/stages/fullsky.md, "Why 053 LL reads low"); the 0.05 of the issue is checked
-    # on the 312-amp exposure below
+    # information, not a check: on the demo night one amp (053 LL) read 0.12-0.22 Å below its truth:
+    # its bad column's mask box takes the core and red wing of Hg 4358 and vred3 placed the line by
+    # its blue wing; with mask_guard two exposures read -0.02, the third -0.27 for a reason not found
+    # (docs/stages/fullsky.md, "Why 053 LL reads low"); the 0.05 of the issue is checked on the
+    # 312-amp exposure below
     rows.append(Check("fullsky", "demo night: W0 - truth, rms over amps and exposures", w0,
                       "info (0.05 Å: 312 amps)", True, "Å"))
     rows.append(Check("fullsky", "demo night: W1 - truth (x1000), rms", w1, "info (0.05: 312 amps)", True))

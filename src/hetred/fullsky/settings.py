@@ -77,6 +77,15 @@ class FullskySettings:
     newton: bool = True
     newton_step: float = 0.1
     newton_reach: float = 2.0
+    #: Angstrom: the W0/W1 search leaves out the amp-master points within this distance of a hole in the
+    #: amp's data, the columns where more than mask_fraction of its live fibers have no data inside their
+    #: wavelength range (a bad column's pix_mask box; 0: vred3, every point). A sky line whose core or one
+    #: wing is masked is placed by what is left of it, and on one wing the difference between the amp's
+    #: line profile and the exposure master's (a blend of the amps' LSFs in runs of run_full points) reads
+    #: as a shift: 0.2 Å rms at Hg 4358 (docs/stages/fullsky.md, "Why 053 LL reads low"). 8 Å covers the
+    #: wings of a line (LSF sigma ~2.3 Å) whose centre lies next to the hole
+    mask_guard: float = 8.0
+    mask_fraction: float = 0.5
     #: residual background (getback, iback = 0): the non-continuum fibers within +-back_fibers (not the
     #: fiber itself), biweights over the columns between back_columns (1-based, inclusive, shared ends)
     #: placed at the segments' middles and interpolated linearly in column, flat beyond [vred3:445-516]
@@ -142,6 +151,8 @@ class FullskySettings:
             bad.append("hg_window and nlow_columns: two values")
         if s.search_smooth < 0 or s.newton_step <= 0 or s.newton_reach <= 0:
             bad.append("search_smooth >= 0, newton_step > 0, newton_reach > 0")
+        if s.mask_guard < 0 or not 0 < s.mask_fraction <= 1:
+            bad.append("mask_guard >= 0, 0 < mask_fraction <= 1")
         if s.passes < 1:
             bad.append("passes >= 1")
         if s.search_points not in ("inside", "all"):
@@ -164,5 +175,5 @@ class FullskySettings:
 PROFILES: dict[str, dict[str, Any]] = {
     "hetred": {},
     "karl": {"search_points": "all", "passes": 1, "refine": False, "search_smooth": 0.0, "newton": False,
-             "continuum_own_count": False},
+             "continuum_own_count": False, "mask_guard": 0.0},
 }

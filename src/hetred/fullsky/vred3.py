@@ -28,7 +28,7 @@ and the residual map of ``hetred resmap``. Steps, in vred3's order (line numbers
      background (:func:`getback`) subtracted where N_c < 40; rectified onto 3470 + 2 i Å by
      linear interpolation on λ' (0 outside the fiber's wavelengths).
 
-hetred's five documented departures, each a setting (``profile = "karl"`` restores vred3):
+hetred's six documented departures, each a setting (``profile = "karl"`` restores vred3):
 ``search_points = "inside"`` (only amp-master points that stay inside the exposure master enter
 the W0/W1 sum: vred3's xlinint2 gives 0 beyond the master's ends and pulls the amps at the ends
 of the wavelength range by up to 0.2 Å), ``passes = 2`` (the exposure master made again from the
@@ -37,7 +37,10 @@ against it: the first master blends every amp's shift), ``refine = true`` (the m
 quadratic through the 3 x 3 grid sums around the grid's minimum), ``search_smooth = 0.5`` Å (the
 search and Factor see the exposure master as a moving mean over 0.5 Å: its 0.4 % point noise was
 the largest error of W0/W1, :func:`smooth_master`) and ``newton = true`` (Gauss-Newton steps from
-the grid's minimum to the least-squares minimum of the same sum, :func:`newton_minimum`). Numerical differences from the
+the grid's minimum to the least-squares minimum of the same sum, :func:`newton_minimum`) and ``mask_guard = 8``
+Å (the search leaves out the amp-master points within 8 Å of the amp's holes, columns masked in most of
+its fibers: a sky line cut by a bad column's mask is not placed by its remaining wing,
+:func:`mask_holes`). Numerical differences from the
 Fortran: sums and means in float64 (Karl: float32), a proper interpolation where ``xlinint2``
 would keep a stale value (a point before its search start: never for increasing wavelengths),
 samples sorted stably by wavelength (Karl's heapsort orders ties otherwise).
@@ -86,6 +89,7 @@ class AmpStage:
     ncut: int
     x2: np.ndarray         #: amp master wavelengths (float64)
     y2: np.ndarray         #: amp master values (float32)
+    search: np.ndarray | None = None   #: bool (len(x2),): points of the W0/W1 search (None: all)
 
 
 @dataclass
@@ -210,7 +214,53 @@ def amp_stage(p: Prepared, st: FullskySettings) -> AmpStage:
     if ncut:
         keep = ~cont[fib[order]]
         x2, y2 = master_runs(np.ascontiguousarray(w[keep]), np.ascontiguousarray(v[keep]), st.run_amp)
-    return AmpStage(cont, ncut, x2, y2)
+    search = away_from_holes(x2, mask_holes(p, st.mask_fraction), st.mask_guard) if st.mask_guard > 0 else None
+    return AmpStage(cont, ncut, x2, y2, search)
+
+
+def mask_holes(p: Prepared, fraction: float) -> np.ndarray:
+    """(n, 2) wavelength intervals (Å) of the amp's holes: runs of columns where more than
+    ``fraction`` of its live fibers have no data (s = 0) between their first and last column with
+    data; each interval spans the wavelengths of those columns over every fiber. Dead fibers and the
+    ends of a fiber's range are not holes."""
+    use = p.s != 0
+    live = use.any(axis=1)
+    if not live.any():
+        return np.zeros((0, 2))
+    u = use[live]
+    ncol = u.shape[1]
+    first = np.argmax(u, axis=1)
+    last = ncol - 1 - np.argmax(u[:, ::-1], axis=1)
+    cols = np.arange(ncol)
+    inner = (cols >= first[:, None]) & (cols <= last[:, None])
+    n_in = inner.sum(axis=0)
+    frac = np.where(n_in > 0, (inner & ~u).sum(axis=0) / np.maximum(n_in, 1), 0.0)
+    bad = np.concatenate([[False], frac > fraction, [False]])
+    starts = np.nonzero(bad[1:] & ~bad[:-1])[0]
+    ends = np.nonzero(~bad[1:] & bad[:-1])[0]            # exclusive
+    wave = p.wave[live]
+    out = []
+    for c0, c1 in zip(starts, ends):
+        w = wave[:, c0:c1]
+        w = w[np.isfinite(w)]
+        if w.size:
+            out.append((float(w.min()), float(w.max())))
+    return np.array(out, dtype=np.float64).reshape(-1, 2)
+
+
+def away_from_holes(x2: np.ndarray, holes: np.ndarray, guard: float) -> np.ndarray | None:
+    """bool (len(x2),): amp-master points farther than ``guard`` Å from every hole (``mask_guard``);
+    None when nothing is left out, or when that would leave out half of the points or more (an amp of
+    holes is searched as vred3 does)."""
+    if guard <= 0 or len(holes) == 0:
+        return None
+    x = np.asarray(x2, np.float64)
+    near = np.zeros(x.shape, bool)
+    for lo, hi in holes:
+        near |= (x > lo - guard) & (x < hi + guard)
+    if not near.any() or 2 * int(near.sum()) >= len(x):
+        return None
+    return ~near
 
 
 def amp_factor(x2: np.ndarray, y2: np.ndarray, wm: np.ndarray, xm: np.ndarray, ncut: int,
@@ -469,7 +519,8 @@ def reduce_exposure(amps: list[AmpInput], st: FullskySettings, chi2=grid_chi2) -
         for k in good:
             a = stages[k]
             xb = amp_factor(a.x2, a.y2, wms, xms, a.ncut, st)
-            w0, w1, ntry = wavelength_search(a.x2, a.y2, wms, xms, xb, st, chi2)
+            xs, ys = (a.x2, a.y2) if a.search is None else (a.x2[a.search], a.y2[a.search])
+            w0, w1, ntry = wavelength_search(xs, ys, wms, xms, xb, st, chi2)
             sol[k] = (xb, w0, w1, ntry)
     out = []
     for k, a in enumerate(amps):
