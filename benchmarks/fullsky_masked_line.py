@@ -1,16 +1,18 @@
-"""Why the demo night's amp 320_053_020_LL reads ~0.1-0.2 Å below its W0 truth in ``hetred fullsky``
+"""Why the demo night's amp 320_053_020_LL read ~0.1-0.2 Å below its W0 truth in ``hetred fullsky``
 (docs/stages/fullsky.md, "The demo night"): a masked sky-line core.
 
 One exposure simulated at the level of the extracted fibers (:mod:`hetred.sim.fullsky_exposure`,
-the optics and sky variation of the raw-frame simulator); in every other amp (in name order) the
+the optics and sky variation of the raw-frame simulator); in every ``--every``-th amp (name order) the
 ``--ncol`` (9) columns from the one nearest ``--start`` Å (4355: the columns 053 LL's bad column
 x=437 and its pix_mask box take, 4355-4374 Å) are set to 0 in every fiber, as sci leaves a masked
 box: the core and red wing of Hg 4358 are gone and vred3 sees only its blue wing. vred3 (the
-default hetred profile) on the exposure; W0 - truth of the masked amps, the common offset taken as
-the median of the unmasked amps. Printed per (IFUs, run_full): the masked amps' mean, median and
-rms over ``--exps`` exposures, and the unmasked amps' rms.
+default hetred profile, with each ``--guard`` as mask_guard) on the exposure; W0 - truth of the
+masked amps, the common offset taken as the median of the unmasked amps. Printed per (IFUs,
+run_full, mask_guard): the masked amps' mean, median and rms over ``--exps`` exposures, and the
+unmasked amps' rms. Numbers: docs/stages/fullsky.md (``mask_guard``).
 
-Run: ``OMP_NUM_THREADS=1 python benchmarks/fullsky_masked_line.py [--ifus 2,8,78] [--run-full 1000,100]``
+Run: ``OMP_NUM_THREADS=1 python benchmarks/fullsky_masked_line.py [--ifus 2,8,78] [--run-full 1000,100]
+[--every 8] [--guard 0,8]``
 (78 IFUs: ~1 min per exposure).
 """
 from __future__ import annotations
