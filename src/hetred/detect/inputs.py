@@ -27,6 +27,7 @@ import numpy as np
 from hetred.detect.settings import DetectSettings
 from hetred.errors import HetredError
 from hetred.io.ampdat import parse_amp_dat
+from hetred.io.resmaps import map_path, read_map
 from hetred.layout import Layout, LayoutError
 from hetred.stats import biweight
 
@@ -256,13 +257,10 @@ def amp_calib(layout: Layout, header, datevobs: str, exp: int, specid: int, ifus
         a2a = 1.0
     res: np.ndarray | float = 0.0
     rres: np.ndarray | float = settings.rres_default
-    for key, what in (("resmap_res", "res"), ("resmap_rres", "rres")):
-        mp = _path(layout, key, specid=specid, ifuslot=ifuslot, ifuid=ifuid, amp=amp, month=datevobs[:6])
+    for what in ("res", "rres"):
+        arr, mp = read_map(layout, what, datevobs[:6], specid, amp)
+        looked.append(str(map_path(layout, what, datevobs[:6], specid, amp)))
         if mp is not None:
-            looked.append(str(mp))
-        if mp is not None and mp.is_file():
-            with fits.open(mp) as h:
-                arr = np.asarray(h[0].data, dtype=np.float32)
             used.append(str(mp))
             if what == "res":
                 res = arr
@@ -270,7 +268,7 @@ def amp_calib(layout: Layout, header, datevobs: str, exp: int, specid: int, ifus
                 rres = arr
         else:
             default = "0" if what == "res" else f"{settings.rres_default}"
-            _note(notes, what, f"no {what} map ({mp or key + ': not in the layout yet'}): {default} (Karl's fallback)")
+            _note(notes, what, f"no {what} map ({looked[-1]}): {default} (Karl's fallback)")
     w0 = w1 = 0.0
     ap = layout.path("fullsky_amp", month=datevobs[:6], night=night, obs3=f"{obs:03d}", exp=exp)
     looked.append(str(ap))
