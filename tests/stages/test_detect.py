@@ -172,6 +172,21 @@ def test_bad_input_no_astrometry_and_no_norm(shot, tmp_path):
     assert lay.path("marker_failed", stage=STAGE, unit=unit.unit).exists()
 
 
+def test_a_residual_map_of_the_wrong_shape_fails_with_one_line(shot, tmp_path):
+    _, s, _, _ = shot
+    lay = _copy(shot, tmp_path)
+    e = next(e for e in s.slots if e.ifuslot == STAR_SLOT)
+    p = lay.path("resmap_rres", month=s.datevobs[:6], specid=e.specid, amp="LL")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    from astropy.io import fits
+
+    fits.PrimaryHDU(np.ones((10, 10), np.float32)).writeto(p)
+    unit = DetectUnit(s.datevobs, STAR_SLOT)
+    q = DetectSettings.from_config({"fwhm": s.scene.fwhm, **QUICK})
+    r = run_unit(lay, STAGE, unit.unit, lambda: run_detect(lay, unit, q))
+    assert r.status == "failed" and p.name in r.message and "(112, 1032)" in r.message and "\n" not in r.message
+
+
 def test_fullsky_wavelength_shift_is_corrected(tmp_path):
     """An IFU whose amps have a wavelength-calibration error W0 0.3-0.5 Å, W1 -0.2 to 0.3 x 1e-3
     per Å (each exposure its own; the simulator moves all the light, sources too: Karl's
