@@ -16,7 +16,7 @@ STAGE_PACKAGES = ("lists", "bias", "background", "flat", "twical", "sci", "astro
                   "fullsky", "resmap", "detect", "h5", "report")
 #: what any stage may import: instrument facts, io, numerics, shared fiber model, the per-amp
 #: reduction, units and settings (a stage never imports another stage's internals)
-SHARED = {"_ext", "_version", "errors", "stats", "layout", "config", "virus", "io", "fibers", "ccd",
+SHARED = {"_ext", "_version", "errors", "stats", "moffat", "layout", "config", "virus", "io", "fibers", "ccd",
           "jobs.units"}
 #: products of earlier stages that stages read through a reader module (the tarlist)
 PRODUCT_READERS = {"lists.tarlist"}

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from hetred.throughput.shot import StarResult, flag_blends, moffat_disc_fraction
+from hetred.moffat import disc_fraction as moffat_disc_fraction
+from hetred.throughput.shot import StarResult, flag_blends
 
 FWHM, BETA, R = 1.8, 3.9, 4.0
 

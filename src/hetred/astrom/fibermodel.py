@@ -22,6 +22,8 @@ from functools import lru_cache
 
 import numpy as np
 
+import hetred.moffat as moffat
+
 FIBER_RADIUS = 0.75        #: arcsec (VIRUS fibers are 1.5" across)
 REACH = 8.0                #: arcsec: fibers farther than this from a star get none of its light
 
@@ -67,18 +69,8 @@ def _table(fwhm: float, beta: float) -> tuple[np.ndarray, np.ndarray, np.ndarray
 def _fraction_table(fwhm: float, beta: float, step: float = 0.02) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(d, fraction, d fraction / d d): a unit-flux Moffat's flux on a fiber disk whose centre is
     d arcsec away (Gauss-Legendre, 12 radial x 32 angular nodes: 1e-4 of the flux)."""
-    a = fwhm / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
     d = np.arange(0.0, REACH + 1.0, step)
-    xr, wr = np.polynomial.legendre.leggauss(12)
-    r = FIBER_RADIUS * (xr + 1.0) / 2.0
-    wr = wr * FIBER_RADIUS / 2.0 * r
-    th = (np.arange(32) + 0.5) * (2.0 * np.pi / 32)
-    px = (r[:, None] * np.cos(th)[None, :]).ravel()
-    py = (r[:, None] * np.sin(th)[None, :]).ravel()
-    w = np.repeat(wr, 32) * (2.0 * np.pi / 32)
-    rr2 = (d[:, None] + px[None, :]) ** 2 + py[None, :] ** 2
-    prof = (beta - 1.0) / (np.pi * a * a) * (1.0 + rr2 / (a * a)) ** -beta
-    frac = prof @ w
+    frac = moffat.fiber_fractions(d, fwhm, beta, FIBER_RADIUS, 12, 32)
     return d, frac, np.gradient(frac, step)
 
 

@@ -2,7 +2,7 @@
 (karlspipe hdr2.1/progs/fitradecsp.f; shared/reference/detect_fullsky.md §1.5).
 
 * PSF: Moffat, ``P(r) = 4 (2^(1/b) - 1)(b - 1) / (pi F^2) [1 + 4 (2^(1/b) - 1)(r/F)^2]^-b``,
-  b = 3.9, unit flux;
+  b = 3.9, unit flux (:func:`hetred.moffat.profile`);
 * a fiber (radius 0.75") collects the integral of P over its disk: g(d), d the fiber-source
   distance. Karl averages P over the ~60 points of a 10 x 10 lattice inside the disk, which is
   +2 % (centred) to -3 % (2" away) off the integral at FWHM 1.3" (< 1.5 % at 1.8"); hetred
@@ -23,6 +23,7 @@ from functools import lru_cache
 
 import numpy as np
 
+import hetred.moffat as moffat
 from hetred.detect.settings import ADR_WAVE, DetectSettings
 
 D_STEP = 0.01          #: arcsec, table step
@@ -30,27 +31,11 @@ D_MAX = 12.0           #: arcsec, table end (fiber fractions beyond are 0)
 N_RAD, N_ANG = 16, 32  #: quadrature nodes over the fiber disk
 
 
-def moffat(r: np.ndarray, fwhm: float, beta: float) -> np.ndarray:
-    """Karl's unit-flux Moffat (1/arcsec²) at radius r (arcsec)."""
-    k = 2.0 ** (1.0 / beta) - 1.0
-    return 4.0 * k * (beta - 1.0) / (np.pi * fwhm * fwhm) * (1.0 + 4.0 * k * (r / fwhm) ** 2) ** (-beta)
-
-
 @lru_cache(maxsize=64)
 def fiber_table(fwhm: float, beta: float, rfib: float) -> np.ndarray:
     """(n,) fraction of a unit point source in a fiber at distance ``i * D_STEP``."""
     d = np.arange(0.0, D_MAX + D_STEP / 2, D_STEP)
-    xr, wr = np.polynomial.legendre.leggauss(N_RAD)
-    r = rfib * (xr + 1.0) / 2.0
-    wr = wr * rfib / 2.0 * r * (2.0 * np.pi / N_ANG)
-    th = (np.arange(N_ANG) + 0.5) * (2.0 * np.pi / N_ANG)
-    qx = (r[:, None] * np.cos(th)[None, :]).ravel()
-    qy = (r[:, None] * np.sin(th)[None, :]).ravel()
-    qw = np.repeat(wr, N_ANG)
-    out = np.empty(d.size)
-    for lo in range(0, d.size, 256):
-        dd = d[lo:lo + 256]
-        out[lo:lo + 256] = moffat(np.hypot(dd[:, None] + qx[None, :], qy[None, :]), fwhm, beta) @ qw
+    out = moffat.fiber_fractions(d, fwhm, beta, rfib, N_RAD, N_ANG)
     out.setflags(write=False)
     return out
 

@@ -17,6 +17,7 @@ from functools import lru_cache
 
 import numpy as np
 
+import hetred.moffat as moffat
 from hetred.stats import biweight_location
 from hetred.virus.coords import DITHERS
 
@@ -37,13 +38,11 @@ def line_noise(calfibe: np.ndarray, wave: float) -> np.ndarray:
 def moffat_fraction(dx: np.ndarray, dy: np.ndarray, fwhm: float, beta: float = 3.5) -> np.ndarray:
     """Fraction of a Moffat PSF's light entering fibers (radius 0.75") whose centres are at
     (dx, dy) arcsec from the source: the PSF averaged over 61 points of the fiber disk x its area."""
-    alpha = fwhm / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
     g = np.linspace(-1, 1, 9)
     gx, gy = np.meshgrid(g, g)
     inside = gx ** 2 + gy ** 2 <= 1.0
     px, py = gx[inside] * FIBER_RADIUS, gy[inside] * FIBER_RADIUS
-    r2 = (np.asarray(dx)[..., None] + px) ** 2 + (np.asarray(dy)[..., None] + py) ** 2
-    psf = (beta - 1.0) / (np.pi * alpha ** 2) * (1.0 + r2 / alpha ** 2) ** (-beta)
+    psf = moffat.profile(np.hypot(np.asarray(dx)[..., None] + px, np.asarray(dy)[..., None] + py), fwhm, beta)
     return psf.mean(axis=-1) * np.pi * FIBER_RADIUS ** 2
 
 

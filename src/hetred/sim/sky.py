@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+import hetred.moffat as moffat
 from hetred.sim import stars as star_lib
 from hetred.sim.photometry import BANDS, SED_WAVE, stellar_sed
 from hetred.virus.coords import DITHERS, fiber_radec, radec_to_ifu
@@ -101,20 +102,18 @@ class ShotScene:
 
 
 def moffat_alpha(fwhm: float, beta: float = MOFFAT_BETA) -> float:
-    """Moffat core radius α (arcsec) for a FWHM (arcsec)."""
-    return fwhm / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
+    """Moffat core radius α (arcsec) for a FWHM (arcsec) (:func:`hetred.moffat.alpha`)."""
+    return moffat.alpha(fwhm, beta)
 
 
 def moffat_profile(r: np.ndarray, fwhm: float, beta: float = MOFFAT_BETA) -> np.ndarray:
-    """Moffat surface density (1/arcsec²) at radius ``r`` arcsec; integrates to 1."""
-    a = moffat_alpha(fwhm, beta)
-    return (beta - 1.0) / (np.pi * a * a) * (1.0 + (np.asarray(r) / a) ** 2) ** -beta
+    """Moffat surface density (1/arcsec²) at radius ``r`` arcsec; integrates to 1 (:func:`hetred.moffat.profile`)."""
+    return moffat.profile(r, fwhm, beta)
 
 
 def moffat_enclosed(radius: np.ndarray, fwhm: float, beta: float = MOFFAT_BETA) -> np.ndarray:
-    """Fraction of a Moffat's flux within ``radius`` arcsec of its centre (analytic)."""
-    a = moffat_alpha(fwhm, beta)
-    return 1.0 - (1.0 + (np.asarray(radius) / a) ** 2) ** (1.0 - beta)
+    """Fraction of a Moffat's flux within ``radius`` arcsec of its centre (:func:`hetred.moffat.enclosed`)."""
+    return moffat.enclosed(radius, fwhm, beta)
 
 
 _TAB_D, _TAB_F0, _TAB_DF, _TAB_FMAX = 0.01, 0.4, 0.02, 5.0

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+import hetred.moffat as moffat
 from hetred.io.shotfiles import Dithall
 from hetred.stats import biweight
 from hetred.throughput import response as R
@@ -129,33 +130,19 @@ def gather(stars: list[StarResult], fibers: Dithall, load: AmpLoader, radius: fl
             s.reason = f"non-finite values in {bad[id(s)]} of its fibers"
 
 
-def moffat_disc_fraction(d: np.ndarray, radius: float, fwhm: float, beta: float, n_r: int = 96,
-                         n_phi: int = 96) -> np.ndarray:
-    """Fraction of the light of Moffat sources (``fwhm`` arcsec, index ``beta``) at distances ``d``
-    (arcsec, any shape) that falls inside a disc of ``radius`` arcsec: a midpoint rule in r^2 and
-    angle (n_r x n_phi cells of equal area), good to ~1e-3 of the source's light."""
-    a2 = (fwhm / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))) ** 2
-    r = radius * np.sqrt((np.arange(n_r) + 0.5) / n_r)
-    phi = 2.0 * np.pi * (np.arange(n_phi) + 0.5) / n_phi
-    px, py = (r[:, None] * np.cos(phi)).ravel(), (r[:, None] * np.sin(phi)).ravel()
-    dd = np.asarray(d, dtype=np.float64).reshape(-1, 1)
-    dens = (beta - 1.0) / (np.pi * a2) * (1.0 + ((px - dd) ** 2 + py**2) / a2) ** -beta
-    return (dens.mean(axis=1) * np.pi * radius**2).reshape(np.shape(d))
-
-
 def flag_blends(stars: list[StarResult], catalog: np.ndarray, fwhm: float, radius: float,
                 max_light: float, beta: float) -> None:
     """A star whose catalogue neighbours put more than ``max_light`` of its own g-band light
     into the disc of ``radius`` arcsec around it (the fibers of its position and FWHM fits) gets
     a reason (hetred's; Karl keeps such stars): a neighbour adds its flux ratio
     10^(-0.4 (g_n - g)) times the fraction of its Moffat (``fwhm``, ``beta``) light inside that
-    disc (:func:`moffat_disc_fraction`), against the star's own fraction there. A neighbour 5"
+    disc (:func:`hetred.moffat.disc_fraction`), against the star's own fraction there. A neighbour 5"
     away puts far more light into a 4" disc than its surface density at the star's centre says:
     the fibers at the disc's edge next to it see its core."""
     if max_light <= 0 or len(catalog) < 2:
         return
     g = np.asarray(catalog["g"], dtype=np.float64)
-    own = float(moffat_disc_fraction(np.zeros(1), radius, fwhm, beta)[0])
+    own = float(moffat.disc_fraction(np.zeros(1), radius, fwhm, beta)[0])
     reach = radius + 6.0 * fwhm          # beyond it a neighbour adds < 1e-4 of its light
     for s in stars:
         x, y = local_xy(catalog["ra"], catalog["dec"], s.ra, s.dec)
@@ -163,7 +150,7 @@ def flag_blends(stars: list[StarResult], catalog: np.ndarray, fwhm: float, radiu
         other = (r > 1e-3) & (r < reach) & np.isfinite(g)
         if not other.any():
             continue
-        light = 10.0 ** (-0.4 * (g[other] - s.mags[1])) * moffat_disc_fraction(r[other], radius, fwhm, beta) / own
+        light = 10.0 ** (-0.4 * (g[other] - s.mags[1])) * moffat.disc_fraction(r[other], radius, fwhm, beta) / own
         if light.sum() > max_light:
             k = np.nonzero(other)[0][np.argmax(light)]
             s.reason = (f"blended: neighbours add {light.sum():.1%} of its light within {radius:.0f}\" "
