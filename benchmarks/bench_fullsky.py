@@ -1,7 +1,8 @@
 """Benchmark of ``hetred fullsky`` and ``hetred resmap`` (issue 14), one process on one core.
 
 1. Kernels against their NumPy references (ratios): ``master_runs`` (the exposure master of
-   36M samples in runs of 1001, and an amp master in runs of 22), ``grid_chi2`` (one amp's 25 x 11
+   36M samples in runs of 1001, and an amp master in runs of 22), ``sort_by_wave`` (vred3's sort2 of
+   4M and of 36M samples against NumPy's stable argsort), ``grid_chi2`` (one amp's 25 x 11
    W0/W1 grid), ``segment_biweights`` (getback's 3 x 112 neighbour biweights).
 2. One exposure of 78 IFUs (312 amps) simulated at the level of the extracted fibers
    (hetred.sim.fullsky_exposure; not timed) written as multi files and libraries, then one
@@ -48,7 +49,7 @@ def kernels() -> None:
     import numpy as np
 
     from hetred._ext import reference_fullsky as R
-    from hetred._ext.fullsky import grid_chi2, master_runs, segment_biweights
+    from hetred._ext.fullsky import grid_chi2, master_runs, segment_biweights, sort_by_wave
 
     rng = np.random.default_rng(1)
     print("kernel                                   Cython (s)   NumPy (s)   ratio")
@@ -60,6 +61,15 @@ def kernels() -> None:
         tr, b = best_of(lambda w=w, v=v, ns=ns: R.master_runs_reference(w, v, ns), 1)
         assert np.array_equal(a[1], b[1])
         print(f"{label:40s} {tk:10.4f} {tr:11.4f} {tr / tk:7.1f}")
+    for n in (4_000_000, 36_000_000):
+        w = rng.uniform(3500, 5500, n).astype(np.float32)
+        v = rng.normal(100, 10, n).astype(np.float32)
+        tk, a = best_of(lambda w=w, v=v: sort_by_wave(w, v), 3)
+        tr, b = best_of(lambda w=w, v=v: R.sort_by_wave_reference(w, v), 1)
+        assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+        label = f"sort_by_wave: {n / 1e6:.0f}M samples" + (" (312 amps)" if n > 10_000_000 else "")
+        print(f"{label:40s} {tk:10.4f} {tr:11.4f} {tr / tk:7.1f}")
+        del w, v, a, b
     wm = np.linspace(3480, 5530, 36000)
     xm = (100 + 80 * np.exp(-0.5 * ((wm - 5460.7) / 2.3) ** 2)).astype(np.float32)
     x2 = np.sort(rng.uniform(3500, 5500, 5500))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from hetred._ext import reference_fullsky as R
-from hetred._ext.fullsky import grid_chi2, master_runs, segment_biweights
+from hetred._ext.fullsky import grid_chi2, master_runs, segment_biweights, sort_by_wave
 
 
 @pytest.mark.parametrize("n,ns", [(0, 5), (1, 3), (2, 21), (21, 21), (22, 21), (23, 21), (5000, 21), (999, 1000),
@@ -20,6 +20,26 @@ def test_master_runs_equals_reference(n, ns):
     assert len(wm) == (n + ns - 1) // ns if n else len(wm) == 0
     np.testing.assert_array_equal(xm, rx)      # Karl's biweight, the same bits
     np.testing.assert_allclose(wm, rw, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 7, 1000, 115_584, 300_001])
+def test_sort_by_wave_equals_numpys_stable_argsort(n):
+    """sort2: the radix sort gives NumPy's stable order, ties in input order; negative wavelengths,
+    +-0.0, infinities and NaN (last) sorted as NumPy does."""
+    rng = np.random.default_rng(n)
+    w = rng.uniform(3500, 5500, n).astype(np.float32)
+    if n > 20:
+        w[rng.integers(0, n, n // 10)] = np.float32(4358.25)     # ties
+        w[rng.integers(0, n, n // 10)] = np.round(w[rng.integers(0, n, n // 10)])
+        w[:7] = [-1.0, -0.0, 0.0, np.nan, np.inf, -np.inf, 1e-30]
+    v = rng.normal(size=n).astype(np.float32)
+    ws, vs, order = sort_by_wave(w, v, True)
+    rw, rv, ro = R.sort_by_wave_reference(w, v)
+    np.testing.assert_array_equal(order, ro)
+    np.testing.assert_array_equal(vs, rv)
+    np.testing.assert_array_equal(ws, rw)                           # NaN == NaN here
+    w2, v2, o2 = sort_by_wave(w, v)
+    assert o2 is None and np.array_equal(w2, ws, equal_nan=True) and np.array_equal(v2, vs)
 
 
 def test_master_runs_share_one_point():

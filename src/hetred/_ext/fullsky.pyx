@@ -13,10 +13,15 @@ W0/W1 grid. NumPy references: :mod:`hetred._ext.reference_fullsky` (tests compar
   ``xlinint2``). Sums in float64 (Karl: float32).
 * :func:`segment_biweights` -- vred3's ``getback``: per fiber the biweight of its neighbours'
   values in each column segment, from rows sorted once and merged (no sort per biweight).
+* :func:`sort_by_wave` -- vred3's ``sort2`` before ``smooth3``: samples (wavelength, value) in
+  wavelength order, stable (ties keep their input order), by a least-significant-digit radix sort
+  of the wavelengths' float32 bits (4 passes of 8 bits) that carries the values along: the same
+  order as NumPy's stable argsort, in O(n), without the gathers of a permutation.
 """
 import numpy as np
 
 from libc.stdlib cimport malloc, free
+from libc.stdint cimport uint32_t
 from hetred._ext.biweight cimport biwgt, biwgt_sorted
 from hetred._ext.biweight import biweight_columns
 
@@ -188,3 +193,98 @@ def segment_biweights(const float[:, :, ::1] sorted_segs, const long[::1] widths
     finally:
         free(buf); free(rows); free(pos)
     return loc_arr, have_arr
+
+
+cdef inline uint32_t _fkey(float x) noexcept nogil:
+    """float32 -> uint32 in numeric order (NumPy's: -0.0 equals +0.0, NaN last)."""
+    cdef uint32_t b
+    if x != x:
+        return 0xFFFFFFFFu
+    if x == 0:
+        return 0x80000000u
+    b = (<uint32_t*>&x)[0]
+    if b & 0x80000000u:
+        return ~b
+    return b | 0x80000000u
+
+
+cdef inline float _fval(uint32_t k) noexcept nogil:
+    """The inverse of :func:`_fkey` (a NaN comes back as a NaN, -0.0 as +0.0)."""
+    cdef uint32_t b
+    if k & 0x80000000u:
+        b = k & 0x7FFFFFFFu
+    else:
+        b = ~k
+    return (<float*>&b)[0]
+
+
+def sort_by_wave(const float[::1] wave, const float[::1] value, bint with_order=False):
+    """(wavelengths (n,) float32, values (n,) float32, order (n,) int64 or None): the samples in
+    wavelength order, ties in input order (the same as ``np.argsort(wave, kind="stable")``; NaN
+    last, -0.0 as +0.0); ``order`` the input index of each sorted sample when ``with_order``.
+    Radix sort of the float32 bits, 4 passes of 8 bits (a pass whose digit is the same for every
+    sample is skipped: wavelengths of 2048-8192 A share the top byte), ping-pong buffers."""
+    cdef Py_ssize_t n = wave.shape[0]
+    if value.shape[0] != n:
+        raise ValueError("wave and value differ in length")
+    k_a = np.empty(n, dtype=np.uint32)
+    k_b = np.empty(n, dtype=np.uint32)
+    v_a = np.empty(n, dtype=np.float32)
+    v_b = np.empty(n, dtype=np.float32)
+    i_a = np.empty(n if with_order else 0, dtype=np.uint32)
+    i_b = np.empty(n if with_order else 0, dtype=np.uint32)
+    cdef uint32_t[::1] ks = k_a, kd = k_b, is_ = i_a, id_ = i_b
+    cdef float[::1] vs = v_a, vd = v_b
+    cdef Py_ssize_t hist[4][256]
+    cdef Py_ssize_t i, p, d, tot, c, npass = 0
+    cdef uint32_t k
+    cdef int shift
+    cdef bint skip
+    with nogil:
+        for p in range(4):
+            for d in range(256):
+                hist[p][d] = 0
+        for i in range(n):
+            k = _fkey(wave[i])
+            ks[i] = k
+            vs[i] = value[i]
+            if with_order:
+                is_[i] = <uint32_t>i
+            hist[0][k & 0xFFu] += 1
+            hist[1][(k >> 8) & 0xFFu] += 1
+            hist[2][(k >> 16) & 0xFFu] += 1
+            hist[3][k >> 24] += 1
+        for p in range(4):
+            shift = 8 * p
+            skip = False
+            for d in range(256):
+                if hist[p][d] == n:
+                    skip = True
+                    break
+            if skip:
+                continue
+            tot = 0
+            for d in range(256):
+                c = hist[p][d]
+                hist[p][d] = tot
+                tot = tot + c
+            for i in range(n):
+                k = ks[i]
+                d = (k >> shift) & 0xFFu
+                c = hist[p][d]
+                hist[p][d] = c + 1
+                kd[c] = k
+                vd[c] = vs[i]
+                if with_order:
+                    id_[c] = is_[i]
+            ks, kd = kd, ks
+            vs, vd = vd, vs
+            if with_order:
+                is_, id_ = id_, is_
+            npass += 1
+        for i in range(n):
+            vd[i] = _fval(ks[i])         # the wavelengths, back in float32, into the free buffer
+    w_out = np.asarray(vd)
+    v_out = np.asarray(vs)
+    order = np.asarray(is_).astype(np.int64) if with_order else None
+    return w_out, v_out, order

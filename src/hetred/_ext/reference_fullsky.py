@@ -11,6 +11,13 @@ import numpy as np
 from hetred.stats import biweight
 
 
+def sort_by_wave_reference(wave: np.ndarray, value: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(wavelengths, values, order): NumPy's stable argsort of the wavelengths (vred3's ``sort2``)."""
+    w = np.asarray(wave, np.float32)
+    order = np.argsort(w, kind="stable")
+    return w[order], np.asarray(value, np.float32)[order], order
+
+
 def master_runs_reference(wave: np.ndarray, value: np.ndarray, ns: int) -> tuple[np.ndarray, np.ndarray]:
     """(mean wavelength float64, biweight float32) of runs i .. min(n - 1, i + ns), i = 0, ns, ..."""
     w = np.asarray(wave, np.float32)

@@ -10,7 +10,8 @@ and the residual map of ``hetred resmap``. Steps, in vred3's order (line numbers
    master's), so s is taken per 2 Å: spectrum x 2 / (dλ/dx) (Karl: counts per column, his ftf
    per column; equal where dλ/dx = 2 Å). The samples of the exposure's master are the pixels with
    a non-zero spectrum, with their s even where s was zeroed (vred3 counts ``arr1 .ne. 0``) [86-90].
-2. :func:`exposure_master` [99, 660-668, 740-768]: all samples sorted by wavelength, runs of
+2. :func:`exposure_master` [99, 660-668, 740-768]: all samples sorted by wavelength (kernel
+   ``hetred._ext.fullsky.sort_by_wave``, stable), runs of
    ``run_full`` + 1 points (kernel ``hetred._ext.fullsky.master_runs``): mean wavelength, biweight.
 3. per amp [121-393]:
    * :func:`amp_stage` [122-181]: amp master of its non-zero pixels (runs of ``run_amp`` + 1);
@@ -51,7 +52,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hetred._ext.fullsky import grid_chi2, master_runs, segment_biweights
+from hetred._ext.fullsky import grid_chi2, master_runs, segment_biweights, sort_by_wave
 from hetred.fullsky.settings import FullskySettings
 from hetred.stats import biweight
 
@@ -146,17 +147,18 @@ def prepare(amp: AmpInput, st: FullskySettings) -> Prepared:
     return Prepared(s.astype(F32), wave, sample)
 
 
-def sort_samples(wave: np.ndarray, value: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """vred3's ``sort2``: (wavelength, value, order) sorted by wavelength (stable), float32."""
-    w = np.asarray(wave, F32).ravel()
-    order = np.argsort(w, kind="stable")
-    return (np.ascontiguousarray(w[order]), np.ascontiguousarray(np.asarray(value, F32).ravel()[order]),
-            order)
+def sort_samples(wave: np.ndarray, value: np.ndarray, with_order: bool = True
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """vred3's ``sort2``: (wavelength, value, order or None) sorted by wavelength (stable, the order
+    of NumPy's stable argsort), float32; kernel ``hetred._ext.fullsky.sort_by_wave`` (a radix sort)."""
+    w = np.ascontiguousarray(np.asarray(wave, F32).ravel())
+    v = np.ascontiguousarray(np.asarray(value, F32).ravel())
+    return sort_by_wave(w, v, with_order)
 
 
 def runs_master(wave: np.ndarray, value: np.ndarray, ns: int) -> tuple[np.ndarray, np.ndarray]:
     """vred3's ``getmaster`` (sort2 + smooth3): (mean wavelengths float64, biweights float32)."""
-    w, v, _ = sort_samples(wave, value)
+    w, v, _ = sort_samples(wave, value, with_order=False)
     return master_runs(w, v, int(ns))
 
 
