@@ -31,7 +31,7 @@ from hetred.errors import HetredError
 from hetred.io import shotfiles
 from hetred.io.fastfits import write_images
 from hetred.io.fiberspec import read_amp_spectra
-from hetred.jobs.units import UnitOutcome
+from hetred.jobs.units import ShotUnit, UnitOutcome
 from hetred.layout import Layout, parse
 from hetred.virus.ids import month_of, parse_datevobs
 
@@ -43,27 +43,14 @@ __all__ = ["STAGE", "CalfibUnit", "calfib_units", "run_calfib"]
 
 
 @dataclass(frozen=True)
-class CalfibUnit:
-    """One IFU slot of one shot; unit id ``DATEvOBS_SSS``."""
+class CalfibUnit(ShotUnit):
+    """One IFU slot of one shot; unit id ``DATEvOBS_SSS`` (night, obs, month: :class:`ShotUnit`)."""
 
-    datevobs: str
     ifuslot: int
 
     @property
     def unit(self) -> str:
         return f"{self.datevobs}_{self.ifuslot:03d}"
-
-    @property
-    def night(self) -> str:
-        return parse_datevobs(self.datevobs)[0]
-
-    @property
-    def obs(self) -> int:
-        return parse_datevobs(self.datevobs)[1]
-
-    @property
-    def month(self) -> str:
-        return month_of(self.night)
 
 
 def calfib_units(layout: Layout, month: str | None = None, shot: str | None = None,

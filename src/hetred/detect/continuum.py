@@ -37,7 +37,7 @@ from hetred.detect.settings import STAGE_CONTINUUM, DetectSettings
 from hetred.detect.spectrum import weighted_spectrum
 from hetred.errors import HetredError
 from hetred.io.atomic import write_text_atomic
-from hetred.jobs.units import UnitOutcome
+from hetred.jobs.units import ShotUnit, UnitOutcome
 from hetred.layout import Layout, parse
 from hetred.stats import biweight
 
@@ -46,14 +46,8 @@ COLS_R = (799, 900)      #: 800-900
 
 
 @dataclass(frozen=True)
-class ContinuumUnit:
-    """One science shot."""
-
-    datevobs: str
-
-    @property
-    def unit(self) -> str:
-        return self.datevobs
+class ContinuumUnit(ShotUnit):
+    """One science shot (unit id ``DATEvOBS``)."""
 
 
 @dataclass
