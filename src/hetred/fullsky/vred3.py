@@ -29,7 +29,7 @@ and the residual map of ``hetred resmap``. Steps, in vred3's order (line numbers
      background (:func:`getback`) subtracted where N_c < 40; rectified onto 3470 + 2 i Å by
      linear interpolation on λ' (0 outside the fiber's wavelengths).
 
-hetred's six documented departures, each a setting (``profile = "karl"`` restores vred3):
+hetred's seven documented departures, each a setting (``profile = "karl"`` restores vred3):
 ``search_points = "inside"`` (only amp-master points that stay inside the exposure master enter
 the W0/W1 sum: vred3's xlinint2 gives 0 beyond the master's ends and pulls the amps at the ends
 of the wavelength range by up to 0.2 Å), ``passes = 2`` (the exposure master made again from the
@@ -41,7 +41,9 @@ the largest error of W0/W1, :func:`smooth_master`) and ``newton = true`` (Gauss-
 the grid's minimum to the least-squares minimum of the same sum, :func:`newton_minimum`) and ``mask_guard = 8``
 Å (the search leaves out the amp-master points within 8 Å of the amp's holes, columns masked in most of
 its fibers: a sky line cut by a bad column's mask is not placed by its remaining wing,
-:func:`mask_holes`). Numerical differences from the
+:func:`mask_holes`); and ``continuum_own_count`` (a fiber of n < 900 live pixels is held to
+7 x scale / sqrt(n), not sqrt(900), in the continuum-fiber cut of :func:`amp_stage`). Numerical
+differences from the
 Fortran: sums and means in float64 (Karl: float32), a proper interpolation where ``xlinint2``
 would keep a stale value (a point before its search start: never for increasing wavelengths),
 samples sorted stably by wavelength (Karl's heapsort orders ties otherwise).
